@@ -1,0 +1,1 @@
+"""probeboard's evaluator: submission -> scores."""

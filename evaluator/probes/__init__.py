@@ -1,0 +1,1 @@
+"""Probes: models trained on every fold of a task at once."""

@@ -1,0 +1,1 @@
+"""probeboard's leaderboard: scores -> standings -> boards."""
