@@ -1,4 +1,4 @@
-"""The evaluation config: the reference tool's YAML keys, validated with messages that name the key."""
+"""The evaluation config: the reference tool's YAML keys, validated key by key."""
 
 from __future__ import annotations
 
@@ -99,7 +99,9 @@ def load_config(path: Path | str) -> EvaluationConfig:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(raw).__name__}")
+        raise ConfigError(
+            f"config file {path} must hold a mapping of keys, not {type(raw).__name__}"
+        )
     return config_from_mapping(raw)
 
 

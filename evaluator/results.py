@@ -40,6 +40,8 @@ class TaskResult:
     mean: float  # mean of s_k over non-NaN folds
     std: float  # population std of s_k over non-NaN folds
     scores: np.ndarray  # [K] s_k
+    epoch_scores: np.ndarray  # [K, E] test score after each epoch
+    selected_epoch: np.ndarray  # [K] epoch whose score is s_k (-1: failed fold)
     failed_folds: int
     metrics: dict[str, Any]  # extra per-task metrics for the report, never for ranking
     hyperparameters: dict[str, Any]

@@ -1,1 +1,57 @@
-"""Probes: models trained on every fold of a task at once."""
+"""Probes: a model trained on every fold of a task at once.
+
+Each probe module offers `fit(x, y, *, classification, train_rows, test_rows, config, rng)`
+returning a FoldRun, and `hyperparameters(config)`; `fit_folds` picks one by
+config.probe_type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from evaluator.config import EvaluationConfig
+from evaluator.errors import ConfigError
+from evaluator.results import FoldRun
+from evaluator.tasks import TaskKind
+
+
+def fit_folds(
+    x: np.ndarray,
+    y: np.ndarray,
+    kind: TaskKind,
+    *,
+    train_rows: np.ndarray,
+    test_rows: np.ndarray,
+    config: EvaluationConfig,
+    rng: torch.Generator,
+) -> tuple[FoldRun, dict[str, Any]]:
+    """Train config.probe_type on every fold; rows index x and y ([K, n_train], [K, n_test])."""
+    from evaluator.probes import linear, mlp, ridge
+
+    probe = {"linear": linear, "ridge": ridge, "mlp": mlp}[config.probe_type]
+    run = probe.fit(
+        x,
+        y,
+        classification=kind == "classification",
+        train_rows=train_rows,
+        test_rows=test_rows,
+        config=config,
+        rng=rng,
+    )
+    return run, probe.hyperparameters(config)
+
+
+def check_params(config: EvaluationConfig, allowed: dict[str, type | tuple[type, ...]]) -> None:
+    """Reject probe_params keys the probe does not know, or of the wrong type."""
+    for key, value in config.probe_params.items():
+        if key not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise ConfigError(
+                f"probe_params.{key} is not a parameter of the {config.probe_type} probe "
+                f"(known: {known})"
+            )
+        if isinstance(value, bool) or not isinstance(value, allowed[key]):
+            raise ConfigError(f"probe_params.{key} has the wrong type: {value!r}")
