@@ -76,6 +76,7 @@ def train_linear_folds(
         predictions,
         selected,
     )
+    epoch_scores[~np.isfinite(epoch_scores)] = np.nan  # e.g. R^2 = -inf on constant targets
     return FoldRun(epoch_scores, train_loss, test_loss, predictions, selected)
 
 
