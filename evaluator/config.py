@@ -13,7 +13,7 @@ import yaml
 
 from evaluator.errors import ConfigError
 
-PROBE_TYPES = ("linear", "ridge", "mlp")
+PROBE_TYPES = ("linear", "ridge", "mlp", "svm")
 SCORE_SELECTIONS = ("best_epoch", "last_epoch")
 
 # Keys the reference tool reads or writes that change nothing here.

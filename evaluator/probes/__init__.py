@@ -29,9 +29,9 @@ def fit_folds(
     rng: torch.Generator,
 ) -> tuple[FoldRun, dict[str, Any]]:
     """Train config.probe_type on every fold; rows index x and y ([K, n_train], [K, n_test])."""
-    from evaluator.probes import linear, mlp, ridge
+    from evaluator.probes import linear, mlp, ridge, svm
 
-    probe = {"linear": linear, "ridge": ridge, "mlp": mlp}[config.probe_type]
+    probe = {"linear": linear, "ridge": ridge, "mlp": mlp, "svm": svm}[config.probe_type]
     run = probe.fit(
         x,
         y,
