@@ -23,6 +23,13 @@ class FoldRun:
     test_predictions: np.ndarray  # [K, n_test] raw outputs at the selected epoch, test_idx order
     selected_epoch: np.ndarray  # [K] epoch whose score counts (-1 when every epoch was NaN)
 
+    @classmethod
+    def concatenate(cls, runs: list[FoldRun]) -> FoldRun:
+        """One run from runs over consecutive groups of folds."""
+        return cls(*(np.concatenate([getattr(run, name) for run in runs])
+                     for name in ("epoch_scores", "train_loss", "test_loss",
+                                  "test_predictions", "selected_epoch")))
+
     @property
     def scores(self) -> np.ndarray:
         """s_k: the selected epoch's score per fold, NaN for a failed fold."""

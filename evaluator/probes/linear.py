@@ -11,6 +11,7 @@ same arithmetic in float32; every random number comes from `evaluator.randomness
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numba
@@ -30,6 +31,7 @@ BETA1 = 0.9
 BETA2 = 0.999
 ADAM_EPS = 1e-8
 WEIGHT_DECAY = 0.01  # torch.optim.AdamW's default
+FOLDS_PER_CHUNK = 24  # small enough to overlap drawing with training, large for 2+ cores
 
 
 def train_linear_folds(
@@ -80,7 +82,7 @@ def train_linear_folds(
     return FoldRun(epoch_scores, train_loss, test_loss, predictions, selected)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FAST, error_model="numpy")
+@numba.njit(parallel=True, nogil=True, cache=True, fastmath=_FAST, error_model="numpy")
 def _train_folds(x, y, classification, train_rows, test_rows, init_weight, init_bias,
                  batch_size, learning_rate, select_last,
                  epoch_scores, train_loss, test_loss, predictions, selected):  # pragma: no cover
@@ -269,25 +271,41 @@ def fit(
     config: EvaluationConfig,
     rng: torch.Generator,
 ) -> FoldRun:
-    """The reference's linear probe on every fold, with the reference's random stream."""
+    """The reference's linear probe on every fold, with the reference's random stream.
+
+    Folds go in chunks: a helper thread draws the next chunk's random numbers (torch calls,
+    in fold order) while the kernel, which releases the GIL, trains the current one.
+    """
     check_params(config, {})
     dim = x.shape[1]
-    inits, batches = randomness.draw_folds(
-        rng, train_rows, test_rows.shape[1], config.epochs,
-        lambda generator: randomness.linear_init(dim, 1, generator),
-    )
-    return train_linear_folds(
-        x,
-        y,
-        classification=classification,
-        train_rows=batches,
-        test_rows=test_rows,
-        init_weight=np.stack([weight[0] for weight, _ in inits]),
-        init_bias=np.array([bias[0] for _, bias in inits], dtype=np.float32),
-        batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        select_last=config.score_selection == "last_epoch",
-    )
+
+    def draw(folds: np.ndarray) -> tuple[list, np.ndarray]:
+        return randomness.draw_folds(
+            rng, train_rows[folds], test_rows.shape[1], config.epochs,
+            lambda generator: randomness.linear_init(dim, 1, generator),
+        )
+
+    chunks = np.array_split(np.arange(len(train_rows)), -(-len(train_rows) // FOLDS_PER_CHUNK))
+    runs = []
+    with ThreadPoolExecutor(max_workers=1) as drawer:
+        pending = drawer.submit(draw, chunks[0])
+        for index, folds in enumerate(chunks):
+            inits, batches = pending.result()
+            if index + 1 < len(chunks):
+                pending = drawer.submit(draw, chunks[index + 1])
+            runs.append(train_linear_folds(
+                x,
+                y,
+                classification=classification,
+                train_rows=batches,
+                test_rows=test_rows[folds],
+                init_weight=np.stack([weight[0] for weight, _ in inits]),
+                init_bias=np.array([bias[0] for _, bias in inits], dtype=np.float32),
+                batch_size=config.batch_size,
+                learning_rate=config.learning_rate,
+                select_last=config.score_selection == "last_epoch",
+            ))
+    return FoldRun.concatenate(runs)
 
 
 def hyperparameters(config: EvaluationConfig) -> dict[str, Any]:

@@ -1,0 +1,143 @@
+"""The evaluation protocol: one submission x the label folder -> Q per task.
+
+Sections 2-5 of spec/protocol.md: restrict and standardise the embeddings, normalise each
+task's labels, split every task into K shuffle-splits, train the probe on every fold, and
+summarise the fold scores as Q. The order of the random stream is the reference's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+from sklearn.model_selection import ShuffleSplit
+
+from evaluator import randomness
+from evaluator.config import EvaluationConfig
+from evaluator.errors import ConfigError, SubmissionError
+from evaluator.metrics import extra_metrics
+from evaluator.probes import fit_folds
+from evaluator.results import EvaluationResult, TaskResult, quality
+from evaluator.submission import Submission, padded_matrix, row_positions
+from evaluator.tasks import Task
+
+log = logging.getLogger(__name__)
+
+TEST_SIZE = 0.1
+
+
+def evaluate(
+    tasks: list[Task],
+    submission: Submission,
+    config: EvaluationConfig,
+    *,
+    on_task_done: Callable[[TaskResult], None] | None = None,
+) -> EvaluationResult:
+    """Score a submission on every selected task (tasks in name order)."""
+    started = time.perf_counter()
+    selected = select_tasks(tasks, config.task_filter)
+    matrix, warnings = padded_matrix(submission, config.embedding_dim)
+    required = np.unique(np.concatenate([task.ids for task in selected]))
+    x = embeddings(matrix, row_positions(submission, required), config.standardize_embeddings)
+    del matrix
+    row_of = {sample_id: row for row, sample_id in enumerate(required)}
+    rng = randomness.generator(config.seed)
+    results = []
+    for task in selected:
+        rows = np.fromiter((row_of[sample_id] for sample_id in task.ids), np.int32, len(task))
+        result = evaluate_task(task, x, rows, config, rng)
+        results.append(result)
+        if on_task_done is not None:
+            on_task_done(result)
+    return EvaluationResult(
+        config=config,
+        tasks=results,
+        embedding_dim=x.shape[1],
+        warnings=[*submission.warnings, *warnings],
+        flags=dict(submission.flags),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def select_tasks(tasks: list[Task], task_filter: tuple[str, ...] | None) -> list[Task]:
+    ordered = sorted(tasks, key=lambda task: task.name)
+    if task_filter is None:
+        return ordered
+    unknown = sorted(set(task_filter) - {task.name for task in tasks})
+    if unknown:
+        raise ConfigError(
+            f"task_filter names task(s) not in the label folder: {', '.join(unknown)}; "
+            f"available: {', '.join(task.name for task in ordered)}"
+        )
+    return [task for task in ordered if task.name in task_filter]
+
+
+def embeddings(matrix: np.ndarray, positions: np.ndarray, standardize: bool) -> np.ndarray:
+    """The label ids' rows; standardised with ONE scalar mean and std (not per column)."""
+    x = matrix[positions]
+    if standardize:
+        mean, std = x.mean(), x.std()
+        x -= mean
+        x /= std if std != 0 else np.float32(1)
+    return x
+
+
+def normalized_labels(task: Task, normalize: bool) -> np.ndarray:
+    labels = task.labels
+    if normalize:
+        labels = (labels - labels.min()) / (labels.max() - labels.min())
+    return labels.astype(np.float32)
+
+
+def shuffle_splits(samples: int, folds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's ShuffleSplit, as the reference: ([K, n_train], [K, n_test]) positions."""
+    splitter = ShuffleSplit(n_splits=folds, test_size=TEST_SIZE, random_state=seed)
+    train, test = zip(*splitter.split(np.arange(samples)), strict=True)
+    return np.stack(train), np.stack(test)
+
+
+def evaluate_task(
+    task: Task, x: np.ndarray, rows: np.ndarray, config: EvaluationConfig, rng
+) -> TaskResult:
+    """Train the probe on the task's K folds; rows are the task's rows of x, label order."""
+    started = time.perf_counter()
+    y = np.full(len(x), np.nan, dtype=np.float32)
+    y[rows] = normalized_labels(task, config.normalize_labels)
+    train, test = shuffle_splits(len(task), config.k_folds, config.seed)
+    run, hyperparameters = fit_folds(
+        x, y, task.kind, train_rows=rows[train], test_rows=rows[test], config=config, rng=rng
+    )
+    scores = run.scores
+    failed = int(np.isnan(scores).sum())
+    if failed > config.max_failed_folds or failed == len(scores):
+        log.warning("task %s: %d of %d folds failed", task.name, failed, len(scores))
+        raise SubmissionError(
+            "too_many_failed_folds",
+            f"the probe produced no score on {failed} of {len(scores)} folds of one task "
+            f"(at most {config.max_failed_folds} may fail). This happens when embeddings "
+            "hold extreme values or carry no usable variation; check that your embeddings "
+            "are finite, not constant, and of moderate scale, then resubmit.",
+        )
+    q, mean, std = quality(scores)
+    targets = y[rows[test]]
+    log.info("task %s: Q %.3f (%.1f s)", task.name, q, time.perf_counter() - started)
+    return TaskResult(
+        name=task.name,
+        kind=task.kind,
+        samples=len(task),
+        quality=q,
+        mean=mean,
+        std=std,
+        scores=scores,
+        epoch_scores=run.epoch_scores,
+        selected_epoch=run.selected_epoch,
+        failed_folds=failed,
+        metrics=extra_metrics(task.kind, targets, run.test_predictions, ~np.isnan(scores)),
+        hyperparameters=hyperparameters,
+        train_loss=run.train_loss,
+        test_loss=run.test_loss,
+        test_targets=targets,
+        test_predictions=run.test_predictions,
+    )

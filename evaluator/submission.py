@@ -1,0 +1,930 @@
+"""The participant's submission CSV: read fast, or rejected with a message that says where.
+
+Two readers share one set of rules (spec/protocol.md section 1):
+
+* the fast reader, a numba kernel over 16 MB blocks, handles the files people actually
+  upload (one record per line, no quotes, plain decimal numbers). Any line it is unsure
+  about is handed, on its own, to the Python rules below; a quote or a lone carriage return
+  (a record may then span lines) hands the whole file to the slow reader.
+* the slow reader, Python's csv module, accepts every CSV dialect detail and defines the
+  semantics: a cell's value is float32(float(text)).
+
+Both report the first problem in file order, so a file gets the same verdict from either.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import re
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numba
+import numpy as np
+
+from evaluator.errors import SubmissionError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 1 << 30
+ZARR_FLAG = "zarr_zip_not_removed_from_id_column"
+ZARR_SUFFIXES = (".zarr.zip", ".zarr")
+
+_BLOCK_BYTES = 16 << 20  # fewer parallel launches; each can wait for a busy core
+_MAX_HEADER_BYTES = 16 << 20
+_MAX_SHOWN = 40  # characters of a participant's value quoted back in a message
+
+# A cell the rules accept: a decimal number, or NaN/inf (accepted here, rejected as
+# not finite later so that the message can say so). Python's float() also takes "1_000"
+# and non-ASCII digits; a CSV of embeddings should not.
+_NUMBER = r"[ \t]*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t]*"
+_NOT_FINITE = r"[ \t]*[+-]?(?i:nan|inf|infinity)[ \t]*"
+_CELL = f"(?:{_NUMBER}|{_NOT_FINITE})"
+_CELL_RE = re.compile(_CELL)
+_CELLS_RE = re.compile(f"{_CELL}(?:\n{_CELL})*")  # cells joined with "\n"
+_ESCAPED_BYTE_RE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8
+
+
+@dataclass
+class Submission:
+    """A parsed submission: one row per id, embedding columns in matrix order."""
+
+    ids: np.ndarray  # object array of str, suffix-stripped, file order
+    matrix: np.ndarray  # float32, C-contiguous, [rows, embedding columns as found in file]
+    columns: list[str]  # embedding column names in matrix order
+    warnings: list[str] = field(default_factory=list)  # for the participant's stdout
+    flags: dict[str, bool] = field(default_factory=dict)  # machine-readable, e.g. ZARR_FLAG
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What the header says: which field is the id, which fields feed which column."""
+
+    names: list[str]  # every header field, stripped
+    line: int  # where the header is: line 1 unless blank lines come first
+    id_field: int
+    fields: list[int]  # header field index of each embedding column, matrix order
+    ignored: list[str]  # header names used neither as id nor as embedding column
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.names[index] for index in self.fields]
+
+    def targets(self) -> np.ndarray:
+        """Per header field: matrix column, -1 for the id, -2 for an ignored field."""
+        targets = np.full(len(self.names), -2, dtype=np.int64)
+        targets[self.id_field] = -1
+        targets[self.fields] = np.arange(len(self.fields))
+        return targets
+
+
+class _Rows:
+    """Rows accepted so far: ids (normalised), their line numbers, duplicate detection."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.first_line: dict[str, int] = {}
+        self.suffixed: list[str] = []  # a few raw ids that carried a .zarr suffix
+        self.suffixed_count = 0
+
+    def add_many(self, raw_ids: list[str], lines: list[int]) -> bool:
+        """add() for a block of rows at once; False (and nothing added) if one is wrong."""
+        ids = [raw_id.strip() for raw_id in raw_ids]
+        suffixed = [row for row, sample_id in enumerate(ids) if sample_id.endswith(ZARR_SUFFIXES)]
+        examples = [ids[row] for row in suffixed[:3]]
+        for row in suffixed:
+            ids[row] = _without_suffix(ids[row])
+        unique = set(ids)
+        if "" in unique or len(unique) != len(ids) or not unique.isdisjoint(self.first_line):
+            return False  # add() row by row says where
+        self.suffixed_count += len(suffixed)
+        self.suffixed += examples[: 3 - len(self.suffixed)]
+        self.ids += ids
+        self.first_line.update(zip(ids, lines, strict=True))
+        return True
+
+    def add(self, raw_id: str, line: int) -> None:
+        sample_id = raw_id.strip()
+        if sample_id.endswith(ZARR_SUFFIXES):
+            self.suffixed_count += 1
+            if len(self.suffixed) < 3:
+                self.suffixed.append(sample_id)
+            sample_id = _without_suffix(sample_id)
+        if not sample_id:
+            raise SubmissionError(
+                "empty_id",
+                f"line {line}, column 'id': the id is empty. Every row needs the id of the "
+                "sample it embeds; fill it in or delete the row.",
+            )
+        first = self.first_line.setdefault(sample_id, line)
+        if first != line:
+            note = " (after removing the .zarr.zip/.zarr suffix)" if self.suffixed_count else ""
+            raise SubmissionError(
+                "duplicate_ids",
+                f"line {line}, column 'id': id {_show(sample_id)} already appears on line "
+                f"{first}{note}. Each id must appear exactly once; keep one of the two rows.",
+            )
+        self.ids.append(sample_id)
+
+
+def _without_suffix(sample_id: str) -> str:
+    for suffix in ZARR_SUFFIXES:
+        if sample_id.endswith(suffix):
+            return sample_id[: -len(suffix)]
+    return sample_id
+
+
+def read_submission(
+    path: Path | str,
+    *,
+    embedding_dim: int | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Submission:
+    """Parse and check a submission CSV; every problem raises SubmissionError.
+
+    `embedding_dim` only rejects files with more embedding columns than that; padding a
+    narrower matrix is `padded_matrix`'s job (it returns the warning).
+    """
+    path = Path(path)
+    started = time.perf_counter()
+    size = _checked_size(path, max_bytes)
+    try:
+        parsed = _read_fast(path, size, embedding_dim)
+        reader = "fast"
+        if parsed is None:
+            reader = "slow"
+            parsed = _read_slow(path, embedding_dim)
+    except SubmissionError:
+        raise
+    except MemoryError:
+        raise SubmissionError(
+            "file_too_large",
+            "the submission does not fit in the evaluator's memory; send one row per sample "
+            "and only the embedding columns.",
+        ) from None
+    except Exception as error:
+        # A bug here must not crash the daemon or show a traceback to the participant;
+        # the log keeps the traceback for us.
+        log.exception("unexpected failure while reading submission %s", path)
+        raise SubmissionError(
+            "internal_error",
+            "the submission could not be read (an internal error, not necessarily a problem "
+            "with your file). Check that it is a comma-separated UTF-8 text file with a header "
+            "row and an 'id' column; if it is, please report this to the organisers.",
+        ) from error
+    layout, rows, matrix = parsed
+    submission = _finish(layout, rows, matrix)
+    log.info(
+        "read submission %s: %d rows x %d columns in %.2f s (%s reader)",
+        path.name,
+        matrix.shape[0],
+        matrix.shape[1],
+        time.perf_counter() - started,
+        reader,
+    )
+    return submission
+
+
+def padded_matrix(
+    submission: Submission, embedding_dim: int | None
+) -> tuple[np.ndarray, list[str]]:
+    """The matrix widened with zero columns on the right to `embedding_dim`, and a warning.
+
+    Zero-padding is the reference tool's behaviour; more columns than `embedding_dim` is an
+    error. `None` means "as found in the file".
+    """
+    matrix = submission.matrix
+    found = matrix.shape[1]
+    if embedding_dim is None or embedding_dim == found:
+        return matrix, []
+    _check_dim(found, embedding_dim)
+    padded = np.zeros((matrix.shape[0], embedding_dim), dtype=np.float32)
+    padded[:, :found] = matrix
+    warning = (
+        f"the submission has {found} embedding columns, fewer than the {embedding_dim} this "
+        f"challenge expects; columns {found}..{embedding_dim - 1} were filled with zeros (as the "
+        "reference tool does). If that is not intended, add the missing columns."
+    )
+    return padded, [warning]
+
+
+def row_positions(submission: Submission, required_ids: np.ndarray) -> np.ndarray:
+    """Row of each required id in the submission (int64); extra submission rows are ignored."""
+    row_of = {sample_id: row for row, sample_id in enumerate(submission.ids.tolist())}
+    required = np.asarray(required_ids, dtype=object).ravel()
+    positions = np.fromiter(
+        (row_of.get(sample_id, -1) for sample_id in required.tolist()),
+        dtype=np.int64,
+        count=len(required),
+    )
+    if (positions < 0).any():
+        missing = list(dict.fromkeys(required[positions < 0].tolist()))
+        examples = ", ".join(_show(str(sample_id)) for sample_id in missing[:5])
+        raise SubmissionError(
+            "missing_ids",
+            f"{len(missing)} required id(s) are missing from the submission (for example "
+            f"{examples}). Add one row for every sample of the challenge's id list; ids are "
+            "compared exactly (case, leading zeros), after removing a .zarr.zip or .zarr "
+            "suffix.",
+        )
+    return positions
+
+
+def check_submission(
+    path: Path | str,
+    *,
+    ids_file: Path | str | None = None,
+    embedding_dim: int | None = None,
+) -> list[str]:
+    """What a participant runs before uploading: report lines, or SubmissionError."""
+    path = Path(path)
+    submission = read_submission(path, embedding_dim=embedding_dim)
+    rows, width = submission.matrix.shape
+    columns = submission.columns
+    shown = ", ".join(columns) if width <= 4 else f"{columns[0]}, {columns[1]}, ..., {columns[-1]}"
+    lines = [f"{path.name}: {rows} rows, {width} embedding columns ({shown})"]
+    _, padding = padded_matrix(submission, embedding_dim)
+    lines += [f"warning: {warning}" for warning in [*submission.warnings, *padding]]
+    lines += [f"flag: {name}: {str(value).lower()}" for name, value in submission.flags.items()]
+    if ids_file is not None:
+        required = read_ids_file(ids_file)
+        row_positions(submission, required)
+        extra = rows - len(set(required.tolist()))
+        note = f"; {extra} extra rows will be ignored" if extra else ""
+        lines.append(f"all {len(required)} ids of {Path(ids_file).name} are present{note}")
+    lines.append("OK: the submission can be scored")
+    return lines
+
+
+def read_ids_file(path: Path | str) -> np.ndarray:
+    """Expected ids: a text file with one id per line, or a CSV with an `id` column."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SubmissionError(
+            "bad_ids_file",
+            f"cannot read the id list {path} ({error}); pass a UTF-8 text file with one id per "
+            "line or a CSV with an 'id' column.",
+        ) from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    try:
+        names = [name.strip() for name in next(csv.reader(lines[:1]), [])]
+        if "id" in names:
+            column = names.index("id")
+            ids = [row[column].strip() for row in csv.reader(lines[1:]) if len(row) > column]
+        else:
+            ids = [line.strip() for line in lines]
+    except csv.Error as error:
+        raise SubmissionError("bad_ids_file", f"the id list {path} is not CSV: {error}") from None
+    ids = [sample_id for sample_id in ids if sample_id]
+    if not ids:
+        raise SubmissionError("bad_ids_file", f"the id list {path} has no ids")
+    return np.asarray(ids, dtype=object)
+
+
+# --- shared rules -----------------------------------------------------------------------
+
+
+def _checked_size(path: Path, max_bytes: int) -> int:
+    """Size from the file system, so that an oversized upload is never read."""
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise SubmissionError(
+            "unreadable", f"cannot open the submission {path.name}: {error.strerror}."
+        ) from None
+    if not path.is_file():
+        raise SubmissionError("unreadable", f"the submission {path.name} is not a file.")
+    if size > max_bytes:
+        raise SubmissionError(
+            "file_too_large",
+            f"the submission is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit. "
+            "Send one row per sample and only the id and embedding columns; 6 significant "
+            "digits per value (e.g. -0.123456) are plenty for float32 embeddings.",
+        )
+    if size == 0:
+        raise SubmissionError(
+            "empty_file", "the submission file is empty; it needs a header row and data rows."
+        )
+    return size
+
+
+def _layout(header: list[str], embedding_dim: int | None, line: int = 1) -> _Layout:
+    names = [name.strip() for name in header]
+    where = f"line {line} (header)"
+    if names:
+        names[0] = names[0].lstrip("\ufeff").strip()  # Excel's byte-order mark
+    id_fields = [index for index, name in enumerate(names) if name == "id"]
+    if not id_fields:
+        raise SubmissionError("no_id_column", f"{where}: {_no_id_message(names)}")
+    if len(id_fields) > 1:
+        raise SubmissionError(
+            "duplicate_columns",
+            f"{where}: there are {len(id_fields)} columns named 'id'; keep one.",
+        )
+    id_field = id_fields[0]
+    digits = [i for i, name in enumerate(names) if name.isascii() and name.isdigit()]
+    if digits:
+        fields = sorted(digits, key=lambda index: int(names[index]))
+        ignored = [name for i, name in enumerate(names) if i != id_field and i not in digits]
+    else:
+        fields = [index for index in range(len(names)) if index != id_field]
+        ignored = []
+    if not fields:
+        raise SubmissionError(
+            "no_embedding_columns",
+            f"{where}: there is an 'id' column but no embedding column. Add one column per "
+            "embedding dimension, named 0, 1, 2, ... (header e.g. id,0,1,2).",
+        )
+    seen: dict[int | str, int] = {}
+    for index in fields:
+        key: int | str = int(names[index]) if digits else names[index]
+        if key in seen:
+            raise SubmissionError(
+                "duplicate_columns",
+                f"{where}: columns {_show(names[seen[key]])} and {_show(names[index])} "
+                "name the same embedding dimension; give each column its own name.",
+            )
+        seen[key] = index
+    if embedding_dim is not None:
+        _check_dim(len(fields), embedding_dim, where)
+    return _Layout(names, line, id_field, fields, ignored)
+
+
+def _no_id_message(names: list[str]) -> str:
+    found = ", ".join(_show(name) for name in names[:5]) + (", ..." if len(names) > 5 else "")
+    hint = "Name the column that holds the sample ids exactly 'id' (lower case)"
+    if len(names) == 1 and any(separator in names[0] for separator in ";\t|"):
+        hint = (
+            "The header looks separated by ';', tabs or '|'; save the file with commas as "
+            "the separator and '.' as the decimal point"
+        )
+    elif any(name.lower() == "id" for name in names):
+        hint = "Rename it to 'id' (lower case)"
+    return f"no column named 'id' (found {found}). {hint}."
+
+
+def _check_dim(found: int, embedding_dim: int, where: str = "header") -> None:
+    if found > embedding_dim:
+        raise SubmissionError(
+            "too_many_columns",
+            f"{where}: the submission has {found} embedding columns but this challenge "
+            f"takes at most {embedding_dim}. Send exactly {embedding_dim} values per row "
+            f"(columns 0..{embedding_dim - 1}).",
+        )
+
+
+def _parse_record(fields: list[str], line: int, layout: _Layout) -> tuple[str, np.ndarray]:
+    """One data record by the Python rules: the id (raw) and the float32 values."""
+    if len(fields) != len(layout.names):
+        raise SubmissionError(
+            "not_csv",
+            f"line {line}: {len(fields)} fields, but the header (line {layout.line}) has "
+            f"{len(layout.names)}. Every row needs exactly one value per header column, "
+            "separated by commas; check for a missing or extra value, a stray comma, or an "
+            "unmatched double quote.",
+        )
+    cells = [fields[index] for index in layout.fields]
+    joined = "\n".join(cells)
+    if _CELLS_RE.fullmatch(joined) is None or joined.count("\n") != len(cells) - 1:
+        for column, cell in enumerate(cells):
+            if _CELL_RE.fullmatch(cell) is None:
+                _reject_cell(cell, line, layout.columns[column])
+    with np.errstate(over="ignore"):
+        values = np.array([float(cell) for cell in cells], dtype=np.float64).astype(np.float32)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        column = int(bad[0])
+        raise SubmissionError(
+            "not_finite",
+            f"line {line}, column {_show(layout.columns[column])}: value "
+            f"{_show(cells[column].strip())} is NaN, infinite or beyond the float32 range "
+            "(about 3.4e38). Every embedding value must be a finite number; replace it.",
+        )
+    return fields[layout.id_field], values
+
+
+def _reject_cell(cell: str, line: int, column: str) -> None:
+    where = f"line {line}, column {_show(column)}"
+    if not cell.strip():
+        raise SubmissionError(
+            "not_finite",
+            f"{where}: the cell is empty. Every embedding value must be a finite number; "
+            "fill it in (a missing value is not allowed).",
+        )
+    raise SubmissionError(
+        "non_numeric",
+        f"{where}: {_show(cell)} is not a number. Write plain decimal numbers such as "
+        "-0.123456 or 1.5e-3, with '.' as the decimal point and no thousands separators, "
+        "quotes or units.",
+    )
+
+
+def _finish(layout: _Layout, rows: _Rows, matrix: np.ndarray) -> Submission:
+    if matrix.shape[0] == 0:
+        raise SubmissionError(
+            "empty_file",
+            "the submission has a header row but no data rows; add one row per sample.",
+        )
+    if _is_constant(matrix.reshape(-1)):
+        raise SubmissionError(
+            "constant_matrix",
+            f"every embedding value in the submission equals {float(matrix[0, 0]):g}. A constant "
+            "embedding carries no information, so no probe can learn from it; check that "
+            "you exported the real embeddings (not a placeholder or an all-zero array).",
+        )
+    warnings = []
+    if rows.suffixed_count:
+        examples = ", ".join(_show(sample_id) for sample_id in rows.suffixed)
+        warnings.append(
+            f"{rows.suffixed_count} of {len(rows.ids)} ids ended in .zarr.zip or .zarr (e.g. "
+            f"{examples}); the suffix was removed. Remove it from the id column yourself to "
+            "silence this warning."
+        )
+    if layout.ignored:
+        shown = ", ".join(_show(name) for name in layout.ignored[:5])
+        more = f" and {len(layout.ignored) - 5} more" if len(layout.ignored) > 5 else ""
+        warnings.append(
+            f"{len(layout.ignored)} column(s) are neither 'id' nor an embedding column (named "
+            f"by digits) and were ignored: {shown}{more}."
+        )
+    return Submission(
+        ids=np.asarray(rows.ids, dtype=object),
+        matrix=matrix,
+        columns=layout.columns,
+        warnings=warnings,
+        flags={ZARR_FLAG: rows.suffixed_count > 0},
+    )
+
+
+def _show(text: str) -> str:
+    """A participant's value, quoted and cut short, for a message."""
+    if len(text) > _MAX_SHOWN:
+        text = text[: _MAX_SHOWN - 3] + "..."
+    return repr(text)
+
+
+def _not_utf8(line: int) -> SubmissionError:
+    return SubmissionError(
+        "not_utf8",
+        f"line {line}: the bytes are not valid UTF-8 text. Save the file as UTF-8 CSV "
+        "(in Excel: 'CSV UTF-8'; in pandas: to_csv(..., encoding='utf-8')).",
+    )
+
+
+# --- the slow reader: Python's csv module, any dialect detail ------------------------------
+
+
+def _read_slow(
+    path: Path, embedding_dim: int | None
+) -> tuple[_Layout, _Rows, np.ndarray]:
+    layout: _Layout | None = None
+    rows = _Rows()
+    values: list[np.ndarray] = []
+    with path.open("rb") as handle:
+        text = io.TextIOWrapper(handle, encoding="utf-8", errors="surrogateescape", newline="")
+        reader = csv.reader(_checked_lines(text))
+        start = 1
+        try:
+            for record in reader:
+                line, start = start, reader.line_num + 1
+                if not record:
+                    continue  # blank line
+                if layout is None:
+                    layout = _layout(record, embedding_dim, line)
+                    continue
+                raw_id, row = _parse_record(record, line, layout)
+                rows.add(raw_id, line)
+                values.append(row)
+        except csv.Error as error:
+            raise SubmissionError(
+                "not_csv",
+                f"line {start}: not readable as CSV ({error}). Check for an unmatched double "
+                "quote; a quoted value must end with a double quote.",
+            ) from None
+    if layout is None:
+        raise SubmissionError(
+            "empty_file", "the submission has no header row; the first line must be id,0,1,..."
+        )
+    width = len(layout.fields)
+    matrix = np.stack(values) if values else np.empty((0, width), dtype=np.float32)
+    return layout, rows, matrix
+
+
+def _checked_lines(text: Iterable[str]) -> Iterator[str]:
+    for line, content in enumerate(text, start=1):
+        if _ESCAPED_BYTE_RE.search(content):
+            raise _not_utf8(line)
+        yield content
+
+
+# --- the fast reader: numba over blocks of lines ------------------------------------------
+
+_OK, _PYTHON, _ABORT = 0, 1, 2  # a line's fate: parsed, re-parsed by Python, slow reader
+_ID_START, _ID_END, _LINE_START, _LINE_END, _LINE = range(5)  # columns of a line's record
+
+_POW10 = np.array([10.0**k for k in range(23)])  # exact doubles
+_FLT_MIN = 1.1754943508222875e-38  # smallest normal float32; subnormals go to Python
+_FLT_BIG = 3.4e38  # below float32's overflow threshold
+_EXACT_MANTISSA = 1 << 53
+_MIN_SEGMENT_BYTES = 64 << 10
+_PARALLEL_BYTES = 1 << 20  # smaller blocks are parsed in one thread
+_MAX_SLOTS = 1 << 16  # rows per block; bounds the per-block bookkeeping of narrow files
+
+
+def _read_fast(
+    path: Path, size: int, embedding_dim: int | None
+) -> tuple[_Layout, _Rows, np.ndarray] | None:
+    """Parse the common dialect in parallel; None = let the slow reader decide."""
+    with path.open("rb") as handle:
+        first = handle.readline(_MAX_HEADER_BYTES)
+        header = first.rstrip(b"\n").removesuffix(b"\r")
+        if not header.strip() or b'"' in header or b"\r" in header:
+            return None
+        try:
+            names = header.decode("utf-8").split(",")
+        except UnicodeDecodeError:
+            raise _not_utf8(1) from None
+        layout = _layout(names, embedding_dim)
+        if not first.endswith(b"\n"):
+            if len(first) < size:  # a header longer than _MAX_HEADER_BYTES
+                return None
+            return layout, _Rows(), np.empty((0, len(layout.fields)), dtype=np.float32)
+        return _read_blocks(handle, size - len(first), layout)
+
+
+def _read_blocks(
+    handle: BinaryIO, data_bytes: int, layout: _Layout
+) -> tuple[_Layout, _Rows, np.ndarray] | None:
+    targets = layout.targets()
+    width = len(layout.fields)
+    # A valid row has a separator after every field but the last (whose line break may be
+    # missing) and a character in the id and in every embedding cell: a bound on the rows
+    # a stretch of bytes can hold.
+    min_row_bytes = len(layout.names) + width
+    block_bytes = min(_BLOCK_BYTES, _MAX_SLOTS * min_row_bytes, data_bytes + 1)
+    # Untouched pages of this upper bound cost no memory; resize() gives back the rest.
+    matrix = np.empty((data_bytes // min_row_bytes + 64, width), dtype=np.float32)
+    # One byte more than is read: the kernel relies on a non-digit after the last line.
+    buffer = np.empty(block_bytes + 1, dtype=np.uint8)
+    segments = max(1, min(4 * numba.get_num_threads(), block_bytes // _MIN_SEGMENT_BYTES))
+    rows = _Rows()
+    carry = 0
+    first_line = 2  # line number of the buffer's first byte; the header is line 1
+    while True:
+        space = memoryview(buffer)[carry:-1]
+        got = handle.readinto(space) or 0
+        filled = carry + got
+        final = got == 0  # not a short read: that could silently drop the rest
+        buffer[filled] = 0
+        bounds = _segment_bounds(buffer, filled, final, segments)
+        consumed = int(bounds[-1])
+        if consumed == 0 and not final:  # no complete line yet
+            if filled == len(buffer) - 1:  # a line longer than the buffer
+                buffer = np.concatenate([buffer[:filled], np.empty(filled + 1, np.uint8)])
+            carry = filled
+            continue
+        slots = int(np.diff(bounds).max()) // min_row_bytes + 1
+        done = len(rows.ids)
+        if done + segments * slots > matrix.shape[0]:
+            matrix.resize((done + segments * slots, width), refcheck=False)
+        status = np.empty(segments * slots, dtype=np.int8)
+        records = np.empty((segments * slots, 5), dtype=np.int64)
+        counts = np.empty((segments, 2), dtype=np.int64)
+        arguments = (buffer, filled, bounds, targets, matrix, done, slots, status, records,
+                     counts)
+        if filled < _PARALLEL_BYTES:
+            _parse_segments_serial(*arguments)
+        else:
+            # Dynamic scheduling: a thread that loses its core to another process only
+            # delays its own small segment.
+            with numba.parallel_chunksize(1):
+                _parse_segments(*arguments)
+        if (counts[:, 0] < 0).any():  # more short lines than a valid file can have
+            return None
+        if not _collect(buffer, status, records, counts, slots, first_line, layout, rows,
+                        matrix, done):
+            return None
+        first_line += int(counts[:, 1].sum())
+        if final:
+            break
+        carry = filled - consumed
+        buffer[:carry] = buffer[consumed:filled]
+    matrix.resize((len(rows.ids), width), refcheck=False)
+    return layout, rows, matrix
+
+
+def _collect(
+    buffer: np.ndarray,
+    status: np.ndarray,
+    records: np.ndarray,
+    counts: np.ndarray,
+    slots: int,
+    first_line: int,
+    layout: _Layout,
+    rows: _Rows,
+    matrix: np.ndarray,
+    done: int,
+) -> bool:
+    """Close the gaps between segments' rows; take ids and Python's verdicts in line order.
+
+    False: a line needs the slow reader.
+    """
+    row = done
+    line_base = first_line
+    order, line_numbers = [], []
+    for segment, (count, lines) in enumerate(counts.tolist()):
+        slot = segment * slots
+        if slot and count:
+            matrix[row : row + count] = matrix[done + slot : done + slot + count]
+        order.append(np.arange(slot, slot + count))
+        line_numbers.append(records[slot : slot + count, _LINE] + line_base)
+        row += count
+        line_base += lines
+    taken = np.concatenate(order)
+    lines_of = np.concatenate(line_numbers).tolist()
+    if not len(taken):
+        return True
+    ids = records[taken]
+    if (status[taken] == _OK).all():
+        joined = _gather_ids(buffer, ids[:, _ID_START], ids[:, _ID_END])
+        try:
+            raw_ids = str(memoryview(joined), "utf-8").split("\n")
+        except UnicodeDecodeError:
+            pass  # the loop below says on which line
+        else:
+            if rows.add_many(raw_ids, lines_of):
+                return True
+    view = memoryview(buffer)
+    for offset, (state, record, line) in enumerate(
+        zip(status[taken].tolist(), ids.tolist(), lines_of, strict=True)
+    ):
+        if state == _ABORT:
+            return False
+        try:
+            if state == _OK:
+                raw_id = str(view[record[_ID_START] : record[_ID_END]], "utf-8")
+            else:
+                text = str(view[record[_LINE_START] : record[_LINE_END]], "utf-8")
+                raw_id, matrix[done + offset] = _parse_record(text.split(","), line, layout)
+        except UnicodeDecodeError:
+            raise _not_utf8(line) from None
+        rows.add(raw_id, line)
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_ids(buffer: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The id bytes, LF-separated: one decode and one split instead of one per row."""
+    joined = np.empty(max(0, (ends - starts).sum() + len(starts) - 1), dtype=np.uint8)
+    j = 0
+    for i in range(len(starts)):
+        if i:
+            joined[j] = 10
+            j += 1
+        for k in range(starts[i], ends[i]):
+            joined[j] = buffer[k]
+            j += 1
+    return joined
+
+
+@numba.njit(cache=True, nogil=True)
+def _is_constant(values: np.ndarray) -> bool:
+    """Stops at the first differing value, unlike min() == max()."""
+    for value in values:  # noqa: SIM110 - numba compiles loops, not generator expressions
+        if value != values[0]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _segment_bounds(buffer: np.ndarray, filled: int, final: bool, segments: int) -> np.ndarray:
+    """Line-start offsets cutting buffer[:filled] into segments; the last = bytes used."""
+    consumed = filled
+    if not final:
+        consumed = 0
+        for k in range(filled - 1, -1, -1):
+            if buffer[k] == 10:
+                consumed = k + 1
+                break
+    bounds = np.empty(segments + 1, dtype=np.int64)
+    bounds[0] = 0
+    for segment in range(1, segments):
+        k = max(bounds[segment - 1], segment * consumed // segments)
+        while 0 < k < consumed and buffer[k - 1] != 10:
+            k += 1
+        bounds[segment] = k
+    bounds[segments] = consumed
+    return bounds
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _parse_segments(
+    buffer: np.ndarray,
+    filled: int,
+    bounds: np.ndarray,
+    targets: np.ndarray,
+    matrix: np.ndarray,
+    done: int,
+    slots: int,
+    status: np.ndarray,
+    records: np.ndarray,
+    counts: np.ndarray,
+) -> None:
+    """Parse the segments in parallel (see _parse_segment)."""
+    for segment in numba.prange(bounds.shape[0] - 1):
+        _parse_segment(
+            buffer, filled, bounds, targets, matrix, done, slots, status, records, counts, segment
+        )
+
+
+@numba.njit(cache=True, nogil=True)
+def _parse_segments_serial(
+    buffer: np.ndarray,
+    filled: int,
+    bounds: np.ndarray,
+    targets: np.ndarray,
+    matrix: np.ndarray,
+    done: int,
+    slots: int,
+    status: np.ndarray,
+    records: np.ndarray,
+    counts: np.ndarray,
+) -> None:
+    """The same in one thread: waking threads costs more than a small file takes."""
+    for segment in range(bounds.shape[0] - 1):
+        _parse_segment(
+            buffer, filled, bounds, targets, matrix, done, slots, status, records, counts, segment
+        )
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _parse_segment(
+    buffer: np.ndarray,
+    filled: int,
+    bounds: np.ndarray,
+    targets: np.ndarray,
+    matrix: np.ndarray,
+    done: int,
+    slots: int,
+    status: np.ndarray,
+    records: np.ndarray,
+    counts: np.ndarray,
+    segment: int,
+) -> None:
+    """Parse one segment's lines into matrix[done + segment * slots + i].
+
+    One pass over the bytes: numbers end at the first non-digit, so no line splitting is
+    needed beforehand. status says which lines Python must re-parse (or that the slow reader
+    must take over); counts[segment] = (rows, lines), rows = -1 when the slots ran out.
+    """
+    n_fields = targets.shape[0]
+    k = bounds[segment]
+    stop = bounds[segment + 1]
+    rows = 0
+    lines = 0
+    while k < stop:
+        line_start = k
+        if buffer[k] == 10 or (buffer[k] == 13 and (k + 1 == filled or buffer[k + 1] == 10)):
+            k += 1 if buffer[k] == 10 else 2  # a blank line
+            lines += 1
+            continue
+        if rows == slots:
+            rows = -1
+            break
+        slot = segment * slots + rows
+        out = matrix[done + slot]
+        state = _OK
+        field_index = 0
+        while True:
+            target = targets[field_index]
+            if target >= 0:
+                value, k, ok = _scan_number(buffer, k, filled)
+                if not ok:
+                    state = _PYTHON
+                    break
+                out[target] = value
+            else:
+                field_start = k
+                while k < filled:
+                    c = buffer[k]
+                    if c == 44 or c == 10 or c == 13:
+                        break
+                    if c == 34 or (c >= 128 and target == -2):
+                        state = _PYTHON
+                        break
+                    k += 1
+                if state != _OK:
+                    break
+                if target == -1:
+                    records[slot, _ID_START] = field_start
+                    records[slot, _ID_END] = k
+            field_index += 1
+            c = buffer[k]
+            if k < filled and c == 44 and field_index < n_fields:
+                k += 1
+                continue
+            if k == filled or c == 10 or (c == 13 and (k + 1 == filled or buffer[k + 1] == 10)):
+                break  # end of line
+            state = _PYTHON
+            break
+        if state == _OK and field_index != n_fields:
+            state = _PYTHON
+        while k < stop and buffer[k] != 10:
+            k += 1
+        line_end = k - 1 if k > line_start and buffer[k - 1] == 13 else k
+        if state == _PYTHON:
+            # With a quote or a lone CR the record may span lines: only csv can tell.
+            for q in range(line_start, line_end):
+                if buffer[q] == 34 or buffer[q] == 13:
+                    state = _ABORT
+                    break
+        status[slot] = state
+        records[slot, _LINE_START] = line_start
+        records[slot, _LINE_END] = line_end
+        records[slot, _LINE] = lines
+        rows += 1
+        lines += 1
+        k += 1
+    counts[segment, 0] = rows
+    counts[segment, 1] = lines
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _scan_number(buffer: np.ndarray, k: int, filled: int) -> tuple[np.float32, int, bool]:
+    """Parse [+-]digits[.digits][e[+-]digits] at k; ok=False when Python must decide.
+
+    Stops at the first byte that cannot continue the number (buffer[filled] is a pad byte,
+    never a digit); the caller checks what follows. The value equals float32(float(text)):
+    up to 2**53 the mantissa and the powers of ten up to 1e22 are exact doubles, so one
+    division or product gives the correctly rounded double (Clinger's fast path). A longer
+    mantissa (<= 19 digits) makes the double off by at most one ulp, which can only change
+    the float32 next to a rounding midpoint; those cells, and everything unusual, go to
+    Python.
+    """
+    # A branch-free sign and digit loops without bounds checks are what makes this fast.
+    c = buffer[k]
+    negative = c == 45
+    k += negative | (c == 43)
+    mantissa = np.uint64(0)
+    first = k
+    while True:
+        digit = np.uint64(buffer[k]) - np.uint64(48)  # wraps around for bytes below '0'
+        if digit > 9:
+            break
+        mantissa = mantissa * np.uint64(10) + digit
+        k += 1
+    seen = k - first
+    exponent = 0
+    if buffer[k] == 46:
+        k += 1
+        first = k
+        while True:
+            digit = np.uint64(buffer[k]) - np.uint64(48)
+            if digit > 9:
+                break
+            mantissa = mantissa * np.uint64(10) + digit
+            k += 1
+        exponent = first - k
+        seen += k - first
+    if seen == 0 or seen > 19:  # no digits, or a mantissa that may not fit 64 bits
+        return np.float32(0.0), k, False
+    if k < filled and (buffer[k] == 101 or buffer[k] == 69):
+        k += 1
+        exponent_negative = False
+        if k < filled and (buffer[k] == 45 or buffer[k] == 43):
+            exponent_negative = buffer[k] == 45
+            k += 1
+        power = 0
+        power_digits = 0
+        while k < filled and 48 <= buffer[k] <= 57:
+            if power < 100000:
+                power = power * 10 + (buffer[k] - 48)
+            power_digits += 1
+            k += 1
+        if power_digits == 0:
+            return np.float32(0.0), k, False
+        exponent += -power if exponent_negative else power
+    if mantissa == 0:
+        return np.float32(-0.0 if negative else 0.0), k, True
+    if exponent < -22 or exponent > 22:
+        return np.float32(0.0), k, False
+    value = float(mantissa)
+    value = value / _POW10[-exponent] if exponent < 0 else value * _POW10[exponent]
+    if value < _FLT_MIN or value > _FLT_BIG:
+        return np.float32(0.0), k, False
+    if mantissa > _EXACT_MANTISSA:
+        scaled = math.frexp(value)[0] * 16777216.0  # the float32 mantissa's 24 bits
+        if abs(scaled - math.floor(scaled) - 0.5) < 1e-6:
+            return np.float32(0.0), k, False
+    return np.float32(-value if negative else value), k, True

@@ -1,0 +1,90 @@
+"""The `probeboard` command, run as a real child process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.challenge import TaskSpec, write_challenge
+
+SPECS = [TaskSpec("biomass", 60, dataset="bio"), TaskSpec("biomass_std", 60, dataset="bio"),
+         TaskSpec("crops", 70, classification=True)]
+
+
+def probeboard(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "evaluator", *map(str, args)],
+                          capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_evaluate_writes_the_reference_run_folder(tmp_path: Path) -> None:
+    labels, submission = write_challenge(tmp_path, SPECS, dim=12)
+    config = tmp_path / "config.yaml"
+    config.write_text("k_folds: 3\nepochs: 2\noutput_fold_results: true\n"
+                      "update_leaderboard: true\nenable_plots: true\n")
+    out = tmp_path / "out"
+    done = probeboard("evaluate", "--annotation_path", labels, "--submission_file", submission,
+                      "--output_dir", out, "--config", config, "--method_name", "enc",
+                      "--phase", "dev", "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    assert "biomass_std" in done.stdout and "crops" in done.stdout
+    (run_dir,) = (out / "dev").iterdir()
+    assert run_dir.name.startswith("enc_")
+    summary = json.loads((run_dir / "results_summary.json").read_text())
+    assert sorted(summary["task_q_scores"]) == ["biomass", "biomass_std", "crops"]
+    assert summary["config"]["k_folds"] == 3
+    task = json.loads((run_dir / "crops" / "crops_result.json").read_text())
+    assert len(task["q_t"]) == 3
+    assert (run_dir / "crops" / "crops_confusion.png").stat().st_size > 1000
+    (board,) = (out / "leaderboards" / "dev").iterdir()
+    assert board.read_text().startswith("experiment,mean_score,weighted_score,aggregated_rank")
+
+
+def test_friendly_aliases_and_default_method_name(tmp_path: Path) -> None:
+    labels, submission = write_challenge(tmp_path, SPECS[:1], dim=6)
+    config = tmp_path / "c.yaml"
+    config.write_text("k_folds: 2\nepochs: 1\n")
+    done = probeboard("evaluate", "--labels", labels, "--submission", submission,
+                      "--output", tmp_path / "o", "--config", config)
+    assert done.returncode == 0, done.stderr
+    assert [p.name.split("_")[0] for p in (tmp_path / "o" / "all").iterdir()] == ["submission"]
+
+
+def test_errors_exit_2_with_a_message_that_names_the_problem(tmp_path: Path) -> None:
+    labels, submission = write_challenge(tmp_path, SPECS[:1], dim=6)
+    bad_config = tmp_path / "bad.yaml"
+    bad_config.write_text("k_folds: 40\nepoch: 3\n")
+    done = probeboard("evaluate", "--labels", labels, "--submission", submission,
+                      "--config", bad_config, "--output", tmp_path / "o")
+    assert done.returncode == 2
+    assert "unknown config key(s) epoch" in done.stderr
+    broken = tmp_path / "broken.csv"
+    broken.write_text("name,0,1\na,1,2\nb,3,4\n")
+    done = probeboard("evaluate", "--labels", labels, "--submission", broken,
+                      "--output", tmp_path / "o")
+    assert done.returncode == 2
+    assert "id" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*.json"))
+
+
+def test_check_submission(tmp_path: Path) -> None:
+    _, submission = write_challenge(tmp_path, SPECS[:1], dim=6)
+    done = probeboard("check-submission", submission, "--dim", "6")
+    assert done.returncode == 0, done.stderr
+    ids = tmp_path / "ids.txt"
+    ids.write_text("not-in-the-file\n")
+    done = probeboard("check-submission", submission, "--ids", ids)
+    assert done.returncode == 2
+    assert "missing" in done.stderr
+    done = probeboard("check-submission", submission, "--dim", "4")
+    assert done.returncode == 2
+
+
+def test_demo_data_small(tmp_path: Path) -> None:
+    done = probeboard("demo-data", tmp_path / "d", "--small", "--seed", "3")
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "d" / "labels").glob("*.csv"))) >= 9
+    assert len(list((tmp_path / "d" / "submissions").glob("*.csv"))) == 5
+    again = probeboard("demo-data", tmp_path / "d", "--small")
+    assert again.returncode != 0 and "Traceback" not in again.stderr

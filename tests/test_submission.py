@@ -1,0 +1,400 @@
+"""The submission reader: every rejection names the problem, the line and the column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from unittest.mock import patch
+
+import numpy as np
+import pytest
+
+from evaluator import submission as sub
+from evaluator.errors import SubmissionError
+from evaluator.submission import (
+    ZARR_FLAG,
+    check_submission,
+    padded_matrix,
+    read_submission,
+    row_positions,
+)
+
+HEADER = "id,0,1,2\n"
+GOOD_ROWS = ["a,0.5,-1.25,3e-2\n", "b,1,2,3\n", "c,-0.125,.5,7.\n"]
+
+
+def write(tmp_path: Path, content: str | bytes, name: str = "submission.csv") -> Path:
+    path = tmp_path / name
+    if isinstance(content, str):
+        content = content.encode()
+    path.write_bytes(content)
+    return path
+
+
+def good(tmp_path: Path, *extra_rows: str, header: str = HEADER) -> Path:
+    return write(tmp_path, header + "".join(GOOD_ROWS) + "".join(extra_rows))
+
+
+def rejected(path: Path, **kwargs: object) -> SubmissionError:
+    with pytest.raises(SubmissionError) as caught:
+        read_submission(path, **kwargs)  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert "task" not in message.lower() and "label" not in message.lower()
+    return caught.value
+
+
+# --- bad inputs --------------------------------------------------------------------------
+
+
+def test_file_too_large_is_refused_before_reading(tmp_path: Path) -> None:
+    path = good(tmp_path)
+
+    def never(*_: object) -> None:
+        raise AssertionError("the file was read")
+
+    with patch.object(sub, "_read_fast", never), patch.object(sub, "_read_slow", never):
+        error = rejected(path, max_bytes=10)
+    assert error.code == "file_too_large"
+    assert "limit" in str(error)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"id,0,1\n", b"id,0,1", b"id,0,1\r\n\r\n\n", b"\n\n", b'"id",0,1\n'],
+    ids=["empty", "header", "header-no-newline", "header-blank-lines", "blank", "quoted-header"],
+)
+def test_empty_file(tmp_path: Path, content: bytes) -> None:
+    assert rejected(write(tmp_path, content)).code == "empty_file"
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        (b"id,0,1\na,1,2\nb\xff,1,2\n", 3),  # in an id
+        (b"id,0,1\na,1,2\nb,1,\xe9\n", 3),  # in a number
+        (b"id,0,\xff\na,1,2\n", 1),  # in the header
+        (b'id,0,1\n"a",1,2\nb,1,"\xff"\n', 3),  # the slow reader's line count
+    ],
+)
+def test_not_utf8_names_the_line(tmp_path: Path, content: bytes, line: int) -> None:
+    error = rejected(write(tmp_path, content))
+    assert error.code == "not_utf8"
+    assert f"line {line}:" in str(error)
+    assert "UTF-8" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        ("id,0,1\na,1,2\nb,1\nc,1,2\n", 3),  # too few fields
+        ("id,0,1\na,1,2\nb,1,2,3\n", 3),  # too many
+        ('id,0,1\na,1,2\n"b,1,2\nc,1,2\n', 3),  # unmatched quote (slow reader)
+        ("id,0,1\r\na,1,2\r\nb,1\r\n", 3),  # CRLF
+    ],
+)
+def test_ragged_rows_are_not_csv(tmp_path: Path, content: str, line: int) -> None:
+    error = rejected(write(tmp_path, content))
+    assert error.code == "not_csv"
+    assert f"line {line}:" in str(error)
+
+
+def test_unreadable_quoted_field_is_not_csv(tmp_path: Path) -> None:
+    # A quote that never closes swallows the rest of the file into one huge field.
+    content = 'id,0,1\na,1,2\n"b,1,2\n' + "c,1,2\n" * 30000
+    error = rejected(write(tmp_path, content))
+    assert error.code == "not_csv"
+    assert "line 3:" in str(error) and "quote" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("header", "hint"),
+    [
+        ("name,0,1\n", "exactly 'id'"),
+        ("ID,0,1\n", "Rename it to 'id'"),
+        ("id;0;1\n", "separated by ';'"),
+    ],
+)
+def test_no_id_column(tmp_path: Path, header: str, hint: str) -> None:
+    error = rejected(write(tmp_path, header + "a,1,2\n"))
+    assert error.code == "no_id_column"
+    assert "line 1" in str(error) and hint in str(error)
+
+
+@pytest.mark.parametrize("row", [",1,2,3\n", "  ,1,2,3\n", ".zarr.zip,1,2,3\n"])
+def test_empty_id(tmp_path: Path, row: str) -> None:
+    error = rejected(good(tmp_path, row))
+    assert error.code == "empty_id"
+    assert "line 5, column 'id'" in str(error)
+
+
+def test_duplicate_ids_name_both_lines(tmp_path: Path) -> None:
+    error = rejected(good(tmp_path, "d,1,2,3\n", "b,4,5,6\n"))
+    assert error.code == "duplicate_ids"
+    assert "line 6" in str(error) and "line 3" in str(error) and "'b'" in str(error)
+
+
+def test_duplicate_after_suffix_removal(tmp_path: Path) -> None:
+    error = rejected(good(tmp_path, "a.zarr.zip,1,2,3\n"))
+    assert error.code == "duplicate_ids"
+    assert "line 5" in str(error) and "line 2" in str(error) and "suffix" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("row", "value"),
+    [
+        ("d,1,abc,3\n", "'abc'"),
+        ("d,1,1_000,3\n", "'1_000'"),
+        ("d,1,0x10,3\n", "'0x10'"),
+        ("d,1,1.5f,3\n", "'1.5f'"),
+        ("d,1,\u0661,3\n", "'\u0661'"),  # an Arabic-Indic digit: float() would take it
+    ],
+)
+def test_non_numeric_names_line_column_and_value(tmp_path: Path, row: str, value: str) -> None:
+    error = rejected(good(tmp_path, row))
+    assert error.code == "non_numeric"
+    assert "line 5, column '1'" in str(error) and value in str(error)
+
+
+def test_non_numeric_value_is_truncated(tmp_path: Path) -> None:
+    error = rejected(good(tmp_path, "d,1,2," + "x" * 5000 + "\n"))
+    assert error.code == "non_numeric"
+    assert "line 5, column '2'" in str(error)
+    assert "..." in str(error) and len(str(error)) < 400
+
+
+@pytest.mark.parametrize("cell", ["nan", "NaN", "-inf", "Infinity", "", "  ", "1e39", "-4e38"])
+def test_not_finite_names_line_and_column(tmp_path: Path, cell: str) -> None:
+    error = rejected(good(tmp_path, f"d,1,2,{cell}\n", "e,1,2,3\n"))
+    assert error.code == "not_finite"
+    assert "line 5, column '2'" in str(error)
+
+
+def test_first_problem_in_file_order_wins(tmp_path: Path) -> None:
+    error = rejected(good(tmp_path, "d,1,nan,3\n", "e,x,2,3\n"))
+    assert error.code == "not_finite" and "line 5" in str(error)
+
+
+def test_too_many_columns(tmp_path: Path) -> None:
+    error = rejected(good(tmp_path), embedding_dim=2)
+    assert error.code == "too_many_columns"
+    assert "3 embedding columns" in str(error) and "at most 2" in str(error)
+
+
+def test_no_embedding_columns(tmp_path: Path) -> None:
+    error = rejected(write(tmp_path, "id\na\nb\n"))
+    assert error.code == "no_embedding_columns"
+    assert "line 1" in str(error)
+
+
+@pytest.mark.parametrize("header", ["id,0,00,1\n", "id,a,a,b\n", "id,0,id,1\n"])
+def test_duplicate_columns(tmp_path: Path, header: str) -> None:
+    error = rejected(write(tmp_path, header + "x,1,2,3\ny,4,5,6\n"))
+    assert error.code == "duplicate_columns"
+    assert "line 1" in str(error)
+
+
+def test_constant_matrix(tmp_path: Path) -> None:
+    error = rejected(write(tmp_path, "id,0,1\na,0.5,0.5\nb,.5,5e-1\n"))
+    assert error.code == "constant_matrix"
+    assert "0.5" in str(error)
+
+
+def test_missing_file_or_folder_is_unreadable(tmp_path: Path) -> None:
+    assert rejected(tmp_path / "nope.csv").code == "unreadable"
+    assert rejected(tmp_path).code == "unreadable"
+
+
+def test_missing_ids_say_how_many_with_examples(tmp_path: Path) -> None:
+    submission = read_submission(good(tmp_path))
+    required = np.array(["a", "x1", "x2", "x3", "x4", "x5", "x6", "x6", "c"], dtype=object)
+    with pytest.raises(SubmissionError) as caught:
+        row_positions(submission, required)
+    message = str(caught.value)
+    assert caught.value.code == "missing_ids"
+    assert message.startswith("6 required id(s) are missing")
+    assert "'x1', 'x2', 'x3', 'x4', 'x5')" in message and "x6" not in message
+    assert "task" not in message.lower() and "label" not in message.lower()
+
+
+# --- happy paths ---------------------------------------------------------------------------
+
+
+def test_reads_ids_values_and_columns(tmp_path: Path) -> None:
+    submission = read_submission(good(tmp_path))
+    assert submission.ids.dtype == object and submission.ids.tolist() == ["a", "b", "c"]
+    assert submission.columns == ["0", "1", "2"]
+    expected = [[0.5, -1.25, 0.03], [1, 2, 3], [-0.125, 0.5, 7]]
+    np.testing.assert_array_equal(submission.matrix, np.float32(expected))
+    assert submission.matrix.dtype == np.float32 and submission.matrix.flags.c_contiguous
+    assert submission.warnings == [] and submission.flags == {ZARR_FLAG: False}
+    assert len(submission) == 3
+
+
+def test_digit_columns_are_sorted_by_value(tmp_path: Path) -> None:
+    path = write(tmp_path, "10,id,2,0\n1.0,a,2.0,0.0\n1.1,b,2.1,0.1\n")
+    submission = read_submission(path)
+    assert submission.columns == ["0", "2", "10"]
+    np.testing.assert_array_equal(submission.matrix, np.float32([[0, 2, 1], [0.1, 2.1, 1.1]]))
+
+
+def test_other_columns_are_ignored_with_a_warning(tmp_path: Path) -> None:
+    path = write(tmp_path, ",id,0,1,note\n0,a,1,2,é ok\n1,b,3,4,\n")
+    submission = read_submission(path)
+    assert submission.columns == ["0", "1"]
+    assert submission.matrix.tolist() == [[1, 2], [3, 4]]
+    assert "''" in submission.warnings[0] and "'note'" in submission.warnings[0]
+
+
+def test_without_digit_columns_every_other_column_is_embedding(tmp_path: Path) -> None:
+    path = write(tmp_path, "b,id,a\n1,x,2\n3,y,4\n")
+    submission = read_submission(path)
+    assert submission.columns == ["b", "a"]
+    assert submission.matrix.tolist() == [[1, 2], [3, 4]]
+
+
+def test_zarr_suffix_is_stripped_with_flag_and_warning(tmp_path: Path) -> None:
+    path = write(tmp_path, "id,0,1\ns1.zarr.zip,1,2\ns2.zarr,3,4\ns3,5,6\n")
+    submission = read_submission(path)
+    assert submission.ids.tolist() == ["s1", "s2", "s3"]
+    assert submission.flags == {ZARR_FLAG: True}
+    assert len(submission.warnings) == 1 and "2 of 3 ids" in submission.warnings[0]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "id,0,1\r\na,1,2\r\nb,3,4\r\n",  # CRLF
+        "\ufeffid,0,1\na,1,2\nb,3,4",  # BOM, no final line break
+        "id,0,1\n\na,1,2\n\r\n\nb,3,4\n\n",  # blank lines
+        'id,0,1\na,"1",2\n"b",3,"4"\n',  # quotes (slow reader)
+        '"id","0","1"\r"a",1,2\r"b",3,4\r',  # old Mac line breaks (slow reader)
+        "id , 0 ,1\n a ,1 , 2\nb, 3,+4.0e0\n",  # spaces around names, ids and numbers
+    ],
+)
+def test_dialects_read_the_same(tmp_path: Path, content: str) -> None:
+    submission = read_submission(write(tmp_path, content))
+    assert submission.ids.tolist() == ["a", "b"]
+    assert submission.matrix.tolist() == [[1, 2], [3, 4]]
+
+
+def test_values_are_float32_of_the_decimal(tmp_path: Path) -> None:
+    texts = [
+        "0.1", "-0.30000000000000004", "3.4028234663852886e38", "1e-38", "1.17549435e-38",
+        "1.4e-45", "123456789012345678", "0.000001", "1e22", "1e23", "-0", "16777217",
+        "0.12345678901234567", "9007199254740993", "2.5e-7", "1E5", "5.", ".5",
+        "16777217.000000001", "16777216.999999999", "16777217", "0.30000001192092896",
+    ]
+    rows = [f"r{i},{text},{i}\n" for i, text in enumerate(texts)]
+    submission = read_submission(write(tmp_path, "id,0,1\n" + "".join(rows)))
+    expected = np.array([float(text) for text in texts]).astype(np.float32)
+    np.testing.assert_array_equal(submission.matrix[:, 0], expected)
+    assert np.signbit(submission.matrix[10, 0])  # -0 stays negative zero
+
+
+def test_small_blocks_give_the_same_result(tmp_path: Path) -> None:
+    # Many blocks and segments, lines longer than a block, a blank line; both kernels.
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(60, 7)).astype(np.float32)
+    lines = [f"id{i}," + ",".join(f"{v:.6g}" for v in row) for i, row in enumerate(values)]
+    lines[10] += "\n"  # a blank line
+    path = write(tmp_path, "id," + ",".join(map(str, range(7))) + "\n" + "\n".join(lines) + "\n")
+    expected = read_submission(path)
+    with patch.object(sub, "_BLOCK_BYTES", 48), patch.object(sub, "_MIN_SEGMENT_BYTES", 8):
+        small = read_submission(path)
+    with patch.object(sub, "_BLOCK_BYTES", 512), patch.object(sub, "_MIN_SEGMENT_BYTES", 8), \
+            patch.object(sub, "_PARALLEL_BYTES", 0):
+        parallel = read_submission(path)
+    np.testing.assert_array_equal(parallel.matrix, expected.matrix)
+    assert small.ids.tolist() == expected.ids.tolist()
+    np.testing.assert_array_equal(small.matrix, expected.matrix)
+    np.testing.assert_array_equal(expected.matrix, np.float32([[float(f"{v:.6g}") for v in row]
+                                                                for row in values]))
+
+
+def test_small_blocks_report_the_same_line(tmp_path: Path) -> None:
+    rows = [f"r{i},{i},{i + 1}\n" for i in range(40)]
+    rows[33] = "r33,1,oops\n"
+    path = write(tmp_path, "id,0,1\n\n" + "".join(rows))
+    with patch.object(sub, "_BLOCK_BYTES", 32), patch.object(sub, "_MIN_SEGMENT_BYTES", 8), \
+            patch.object(sub, "_PARALLEL_BYTES", 0):
+        error = rejected(path)
+    assert error.code == "non_numeric" and "line 36, column '1'" in str(error)
+
+
+def test_many_short_bad_lines_fall_back_to_the_slow_reader(tmp_path: Path) -> None:
+    # More lines than a valid file of this width could hold: the slow reader decides.
+    header = "id," + ",".join(map(str, range(50))) + "\n"
+    path = write(tmp_path, header + "x\n" * 1000)
+    error = rejected(path)
+    assert error.code == "not_csv" and "line 2:" in str(error)
+
+
+def test_padded_matrix(tmp_path: Path) -> None:
+    submission = read_submission(good(tmp_path))
+    same, warnings = padded_matrix(submission, None)
+    assert same is submission.matrix and warnings == []
+    same, warnings = padded_matrix(submission, 3)
+    assert same is submission.matrix and warnings == []
+    wide, warnings = padded_matrix(submission, 5)
+    assert wide.shape == (3, 5) and wide.dtype == np.float32 and wide.flags.c_contiguous
+    np.testing.assert_array_equal(wide[:, :3], submission.matrix)
+    assert not wide[:, 3:].any()
+    assert len(warnings) == 1 and "3 embedding columns" in warnings[0] and "zeros" in warnings[0]
+    with pytest.raises(SubmissionError) as caught:
+        padded_matrix(submission, 2)
+    assert caught.value.code == "too_many_columns"
+
+
+def test_row_positions_ignore_extra_ids(tmp_path: Path) -> None:
+    submission = read_submission(good(tmp_path, "d,9,9,9\n"))
+    positions = row_positions(submission, np.array(["c", "a", "c"], dtype=object))
+    assert positions.dtype == np.int64 and positions.tolist() == [2, 0, 2]
+    assert row_positions(submission, np.array([], dtype=object)).tolist() == []
+
+
+def test_check_submission_reports(tmp_path: Path) -> None:
+    path = write(tmp_path, "id,0,1\na.zarr,1,2\nb,3,4\nc,5,6\n")
+    ids = write(tmp_path, "a\nb\n\n", name="ids.txt")
+    lines = check_submission(path, ids_file=ids, embedding_dim=3)
+    assert lines[0] == "submission.csv: 3 rows, 2 embedding columns (0, 1)"
+    assert any(line.startswith("warning:") and ".zarr" in line for line in lines)
+    assert any(line.startswith("warning:") and "zeros" in line for line in lines)
+    assert f"flag: {ZARR_FLAG}: true" in lines
+    assert "all 2 ids of ids.txt are present; 1 extra rows will be ignored" in lines
+    assert lines[-1] == "OK: the submission can be scored"
+
+
+def test_check_submission_with_csv_ids_file(tmp_path: Path) -> None:
+    path = good(tmp_path)
+    ids = write(tmp_path, "label,id\n1,a\n0,zz\n1,yy\n", name="ids.csv")
+    with pytest.raises(SubmissionError) as caught:
+        check_submission(path, ids_file=ids)
+    assert caught.value.code == "missing_ids"
+    assert str(caught.value).startswith("2 required id(s)") and "'zz', 'yy'" in str(caught.value)
+    plain = check_submission(path)
+    assert plain[-1].startswith("OK") and not any("warning" in line for line in plain)
+
+
+def test_check_submission_raises_on_bad_file(tmp_path: Path) -> None:
+    with pytest.raises(SubmissionError) as caught:
+        check_submission(write(tmp_path, "id,0\na,x\n"))
+    assert caught.value.code == "non_numeric"
+
+
+def test_header_after_blank_lines_keeps_line_numbers(tmp_path: Path) -> None:
+    error = rejected(write(tmp_path, "\n\nid,0,1\na,1,2\nb,1\n"))
+    assert error.code == "not_csv"
+    assert "line 5:" in str(error) and "header (line 3)" in str(error)
+    error = rejected(write(tmp_path, "\r\nname,0\na,1\n"))
+    assert error.code == "no_id_column" and str(error).startswith("line 2 (header)")
+
+
+def test_duplicates_and_suffixes_across_blocks(tmp_path: Path) -> None:
+    rows = [f"s{i}.zarr.zip,{i},{i + 1}\n" for i in range(30)]
+    path = write(tmp_path, "id,0,1\n" + "".join(rows))
+    with patch.object(sub, "_BLOCK_BYTES", 40), patch.object(sub, "_MIN_SEGMENT_BYTES", 8):
+        submission = read_submission(path)
+        assert submission.ids.tolist() == [f"s{i}" for i in range(30)]
+        assert submission.flags[ZARR_FLAG] and "30 of 30 ids" in submission.warnings[0]
+        assert "'s0.zarr.zip', 's1.zarr.zip', 's2.zarr.zip'" in submission.warnings[0]
+        error = rejected(write(tmp_path, "id,0,1\n" + "".join(rows) + "s7,1,1\n"))
+    assert error.code == "duplicate_ids" and "line 32" in str(error) and "line 9" in str(error)

@@ -1,0 +1,197 @@
+"""Properties of the submission reader over generated files.
+
+* Any bytes: the only exception is SubmissionError (never the internal-error fallback).
+* The fast reader and the slow (csv module) reader give the same verdict: same rows and
+  values, or the same error message, on any input, also with tiny blocks.
+* Values round-trip: a cell's value is float32(float(text)).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+import numpy as np
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from evaluator import submission as sub
+from evaluator.errors import SubmissionError
+
+FOLDER = Path(tempfile.mkdtemp(prefix="submission-properties-"))
+SETTINGS = settings(
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+def write(content: bytes) -> Path:
+    path = FOLDER / "submission.csv"
+    path.write_bytes(content)
+    return path
+
+
+def fast(path: Path) -> sub.Submission:
+    """read_submission without its catch-all, so that a bug shows as itself."""
+    size = sub._checked_size(path, sub.DEFAULT_MAX_BYTES)
+    parsed = sub._read_fast(path, size, None)
+    return sub._finish(*(parsed or sub._read_slow(path, None)))
+
+
+def slow(path: Path) -> sub.Submission:
+    sub._checked_size(path, sub.DEFAULT_MAX_BYTES)
+    return sub._finish(*sub._read_slow(path, None))
+
+
+def outcome(read: Callable[[Path], sub.Submission], path: Path) -> tuple[Any, ...]:
+    try:
+        result = read(path)
+    except SubmissionError as error:
+        assert error.code != "internal_error"
+        assert "task" not in str(error).lower()
+        return ("error", error.code, str(error))
+    assert result.matrix.dtype == np.float32 and result.matrix.flags.c_contiguous
+    assert np.isfinite(result.matrix).all()
+    assert len(result.ids) == len(result.matrix) == len(set(result.ids.tolist()))
+    return (
+        "ok", result.ids.tolist(), result.matrix.tobytes(), result.columns, result.warnings,
+        result.flags,
+    )
+
+
+def same_verdict(
+    content: bytes, *, block_bytes: int | None = None, parallel: bool = False
+) -> tuple[Any, ...]:
+    """The slow reader's verdict, after checking that the fast reader agrees.
+
+    block_bytes: also read in blocks this small (many blocks, segments, grown buffers);
+    parallel: with the multi-threaded kernel even for such tiny blocks.
+    """
+    path = write(content)
+    expected = outcome(slow, path)
+    assert outcome(fast, path) == expected
+    if block_bytes is not None:
+        with patch.object(sub, "_BLOCK_BYTES", block_bytes), \
+                patch.object(sub, "_MIN_SEGMENT_BYTES", 4), \
+                patch.object(sub, "_PARALLEL_BYTES", 0 if parallel else sub._PARALLEL_BYTES):
+            assert outcome(fast, path) == expected
+    return expected
+
+
+@SETTINGS
+@given(content=st.binary(max_size=200))
+@example(content=b"id,0\n\r")
+@example(content=b"id,0,1\na,1,2\r")
+@example(content=b"id,0\na,1\n\x00")
+def test_arbitrary_bytes(content: bytes) -> None:
+    same_verdict(content)
+    try:
+        sub.read_submission(write(content))
+    except SubmissionError as error:
+        assert error.code != "internal_error"
+
+
+@SETTINGS
+@given(content=st.binary(max_size=200))
+def test_arbitrary_bytes_after_a_valid_header(content: bytes) -> None:
+    same_verdict(b"id,1,0\n" + content, block_bytes=16)
+
+
+NUMBERS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=32).map(repr),
+    st.floats(-1e6, 1e6).map(repr),  # float64 shortest repr: up to 17 digits
+    st.floats(-2, 2).map(lambda value: f"{value:.6f}"),
+)
+NUMBERISH = st.text("0123456789.eE+-", max_size=6)
+SPECIAL = st.sampled_from(
+    [",", '"', "\r", "\n", "\r\n", " ", "\t", "e", ".", "-", "nan", "inf", "\xff", "é",
+     ".zarr", ".zarr.zip", "", "\x00", "1" * 20, "id", ",,"]
+)
+
+
+@st.composite
+def csv_shaped(draw: st.DrawFn) -> bytes:
+    """A small plausible submission, then a few random edits."""
+    width = draw(st.integers(1, 4))
+    names = [str(column) for column in range(width)]
+    names = draw(st.permutations(names))
+    header = draw(st.sampled_from([["id", *names], [*names, "id"], ["id", *names, "note"]]))
+    rows = draw(st.integers(1, 6))
+    lines = [",".join(header)]
+    for row in range(rows):
+        cells = {name: draw(NUMBERISH if draw(st.integers(0, 15)) == 0 else NUMBERS)
+                 for name in names}
+        cells["id"] = draw(st.sampled_from([f"s{row}", f"s{row}.zarr.zip", f"s{row % 3}"]))
+        cells["note"] = draw(st.sampled_from(["", "x", "é"]))
+        lines.append(",".join(cells[name] for name in header))
+    ending = draw(st.sampled_from(["\n", "\r\n"]))
+    text = ending.join(lines) + draw(st.sampled_from(["", ending]))
+    for _ in range(draw(st.sampled_from([0, 0, 1, 1, 2, 3]))):
+        at = draw(st.integers(0, len(text)))
+        cut = draw(st.integers(0, 2))
+        text = text[:at] + draw(SPECIAL) + text[at + cut :]
+    encoded = text.encode("utf-8", errors="surrogateescape")
+    return encoded.replace("\xff".encode(), b"\xff")  # a byte that is not UTF-8
+
+
+@SETTINGS
+@given(content=csv_shaped())
+def test_csv_shaped_text(content: bytes) -> None:
+    same_verdict(content, block_bytes=24)
+
+
+@settings(SETTINGS, max_examples=40)  # waking threads for every tiny block is slow
+@given(content=csv_shaped())
+def test_csv_shaped_text_with_the_parallel_kernel(content: bytes) -> None:
+    same_verdict(content, block_bytes=64, parallel=True)
+
+
+@SETTINGS
+@given(text=st.text("0123456789.eE+- naifINFty_\t", max_size=24))
+@example(text="1e-39")  # subnormal in float32
+@example(text="3.4028235e38")  # rounds to float32's largest value
+@example(text="3.40282357e38")  # rounds to inf
+@example(text="0.000000000000000000001")  # 22 digits
+@example(text="16777217.0000000001")  # next to a float32 rounding midpoint
+def test_one_cell_fast_and_slow_agree(text: str) -> None:
+    verdict = same_verdict(f"id,0,1\na,{text},1\nb,2,3\n".encode())
+    if verdict[0] == "ok":
+        value = np.frombuffer(verdict[2], dtype=np.float32)[0]
+        assert value == np.float32(float(text)) or (value == 0 and float(text) == 0)
+
+
+FORMATS: list[Callable[[float], str]] = [
+    repr,  # shortest round trip of the float32 as a double: up to 17 digits
+    lambda value: repr(float(np.float32(value))),
+    lambda value: f"{value:.6f}",
+    lambda value: f"{value:.9g}",
+    lambda value: f"{value:.6e}",
+    lambda value: f"{value:.17g}",
+    lambda value: str(np.float32(value)),
+]
+
+
+@SETTINGS
+@given(
+    matrix=hnp.arrays(
+        np.float32,
+        st.tuples(st.integers(1, 8), st.integers(1, 6)),
+        elements=st.floats(-1e6, 1e6, width=32),
+    ),
+    style=st.integers(0, len(FORMATS) - 1),
+    crlf=st.booleans(),
+)
+def test_values_round_trip(matrix: np.ndarray, style: int, crlf: bool) -> None:
+    ending = "\r\n" if crlf else "\n"
+    texts = [[FORMATS[style](float(value)) for value in row] for row in matrix]
+    expected = np.array([[float(text) for text in row] for row in texts]).astype(np.float32)
+    assume(expected.min() != expected.max())
+    lines = ["id," + ",".join(str(column) for column in range(matrix.shape[1]))]
+    lines += [f"row{row}," + ",".join(cells) for row, cells in enumerate(texts)]
+    path = write((ending.join(lines) + ending).encode())
+    result = sub.read_submission(path)
+    np.testing.assert_array_equal(result.matrix, expected)
+    assert result.ids.tolist() == [f"row{row}" for row in range(len(matrix))]
