@@ -49,7 +49,7 @@ def worker_read(submission: str) -> dict:
 
 def worker_evaluate(labels: str, submission: str, folds: int, threads: int) -> dict:
     from evaluator.config import EvaluationConfig
-    from evaluator.protocol import evaluate
+    from evaluator.protocol import evaluate, prepare
     from evaluator.submission import read_submission
     from evaluator.tasks import read_tasks
     from evaluator.threads import use_threads
@@ -58,7 +58,8 @@ def worker_evaluate(labels: str, submission: str, folds: int, threads: int) -> d
     config = EvaluationConfig(k_folds=folds, epochs=20, batch_size=64, learning_rate=1e-3)
     warm(config)
     started = time.perf_counter()
-    result = evaluate(read_tasks(labels), read_submission(submission), config)
+    tasks = read_tasks(labels)
+    result = evaluate(tasks, prepare(read_submission(submission), tasks, config), config)
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "peak_rss_mb": memory_kib("VmHWM") / 1024,
             "mean_q": result.mean_quality, "threads": threads}

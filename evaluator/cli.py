@@ -162,14 +162,16 @@ def score(labels: Path, submission: Path, config, threads: int | None):
     """Read, check and evaluate, with a progress bar over the tasks on a terminal."""
     from tqdm import tqdm
 
-    from evaluator.protocol import evaluate
+    from evaluator.protocol import evaluate, prepare
     from evaluator.submission import read_submission
     from evaluator.tasks import read_tasks
     from evaluator.threads import use_threads
 
     use_threads(threads)
     tasks = read_tasks(labels)
-    submission = read_submission(submission, embedding_dim=config.embedding_dim)
+    # The Submission is a temporary: its matrix is freed once prepared (peak memory).
+    prepared = prepare(read_submission(submission, embedding_dim=config.embedding_dim),
+                       tasks, config)
     count = len(tasks) if config.task_filter is None else len(config.task_filter)
     with tqdm(total=count, unit="task", disable=None, file=sys.stderr) as bar:
-        return evaluate(tasks, submission, config, on_task_done=lambda _: bar.update(1))
+        return evaluate(tasks, prepared, config, on_task_done=lambda _: bar.update(1))

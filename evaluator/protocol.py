@@ -8,11 +8,12 @@ summarise the fold scores as Q. The order of the random stream is the reference'
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import ShuffleSplit
 
 from evaluator import randomness
 from evaluator.config import EvaluationConfig
@@ -28,35 +29,50 @@ log = logging.getLogger(__name__)
 TEST_SIZE = 0.1
 
 
-def evaluate(
-    tasks: list[Task],
-    submission: Submission,
-    config: EvaluationConfig,
-    *,
-    on_task_done: Callable[[TaskResult], None] | None = None,
-) -> EvaluationResult:
-    """Score a submission on every selected task (tasks in name order)."""
-    started = time.perf_counter()
+@dataclass
+class Embeddings:
+    """A submission prepared for scoring: the label ids' rows, standardised (section 2)."""
+
+    x: np.ndarray  # [ids, N] float32
+    row_of: dict[str, int]  # id -> row of x
+    warnings: list[str]
+    flags: dict[str, bool]
+
+
+def prepare(submission: Submission, tasks: list[Task], config: EvaluationConfig) -> Embeddings:
+    """Restrict to the selected tasks' ids, pad and standardise. The result is a copy:
+    callers drop the Submission afterwards, so its matrix is freed before training."""
     selected = select_tasks(tasks, config.task_filter)
     matrix, warnings = padded_matrix(submission, config.embedding_dim)
     required = np.unique(np.concatenate([task.ids for task in selected]))
     x = embeddings(matrix, row_positions(submission, required), config.standardize_embeddings)
-    del matrix
     row_of = {sample_id: row for row, sample_id in enumerate(required)}
+    return Embeddings(x, row_of, [*submission.warnings, *warnings], dict(submission.flags))
+
+
+def evaluate(
+    tasks: list[Task],
+    prepared: Embeddings,
+    config: EvaluationConfig,
+    *,
+    on_task_done: Callable[[TaskResult], None] | None = None,
+) -> EvaluationResult:
+    """Score prepared embeddings on every selected task (tasks in name order)."""
+    started = time.perf_counter()
     rng = randomness.generator(config.seed)
     results = []
-    for task in selected:
-        rows = np.fromiter((row_of[sample_id] for sample_id in task.ids), np.int32, len(task))
-        result = evaluate_task(task, x, rows, config, rng)
+    for task in select_tasks(tasks, config.task_filter):
+        rows = np.fromiter((prepared.row_of[i] for i in task.ids), np.int32, len(task))
+        result = evaluate_task(task, prepared.x, rows, config, rng)
         results.append(result)
         if on_task_done is not None:
             on_task_done(result)
     return EvaluationResult(
         config=config,
         tasks=results,
-        embedding_dim=x.shape[1],
-        warnings=[*submission.warnings, *warnings],
-        flags=dict(submission.flags),
+        embedding_dim=prepared.x.shape[1],
+        warnings=list(prepared.warnings),
+        flags=dict(prepared.flags),
         seconds=time.perf_counter() - started,
     )
 
@@ -78,10 +94,21 @@ def embeddings(matrix: np.ndarray, positions: np.ndarray, standardize: bool) -> 
     """The label ids' rows; standardised with ONE scalar mean and std (not per column)."""
     x = matrix[positions]
     if standardize:
-        mean, std = x.mean(), x.std()
+        mean, std = mean_std(x)
         x -= mean
         x /= std if std != 0 else np.float32(1)
     return x
+
+
+def mean_std(x: np.ndarray, rows_per_chunk: int = 1024) -> tuple[np.float32, np.float32]:
+    """Mean and population std of every value, in float64 by chunks of rows: numpy's
+    x.std() would allocate a second full-size matrix (the peak of a whole evaluation)."""
+    chunks = range(0, len(x), rows_per_chunk)
+    mean = sum(float(x[i:i + rows_per_chunk].sum(dtype=np.float64)) for i in chunks) / x.size
+    squares = sum(
+        float(np.square(x[i:i + rows_per_chunk].astype(np.float64) - mean).sum()) for i in chunks
+    )
+    return np.float32(mean), np.float32(math.sqrt(squares / x.size))
 
 
 def normalized_labels(task: Task, normalize: bool) -> np.ndarray:
@@ -92,10 +119,13 @@ def normalized_labels(task: Task, normalize: bool) -> np.ndarray:
 
 
 def shuffle_splits(samples: int, folds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's ShuffleSplit, as the reference: ([K, n_train], [K, n_test]) positions."""
-    splitter = ShuffleSplit(n_splits=folds, test_size=TEST_SIZE, random_state=seed)
-    train, test = zip(*splitter.split(np.arange(samples)), strict=True)
-    return np.stack(train), np.stack(test)
+    """scikit-learn's ShuffleSplit(folds, test_size=0.1, random_state=seed), as the reference
+    uses it: ([K, n_train], [K, n_test]) positions. Written out (it is four lines) so that
+    scoring does not load scikit-learn's ~190 MB; a test holds it equal to scikit-learn's."""
+    n_test = math.ceil(TEST_SIZE * samples)
+    rng = np.random.RandomState(seed)
+    permutations = np.stack([rng.permutation(samples) for _ in range(folds)])
+    return permutations[:, n_test:], permutations[:, :n_test]
 
 
 def evaluate_task(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from evaluator.config import EvaluationConfig
-from evaluator.protocol import evaluate
+from evaluator.protocol import evaluate, prepare
 from evaluator.submission import read_submission
 from evaluator.tasks import read_tasks
 from tests import oracle
@@ -51,7 +51,8 @@ def test_engine_equals_oracle_on_every_fold_and_epoch(tmp_path: Path, name: str)
                                          seed=case["seed"])
     settings = {key: case[key] for key in ("epochs", "batch_size", "learning_rate", "seed")}
     config = EvaluationConfig(k_folds=case["folds"], **settings)
-    result = evaluate(read_tasks(labels), read_submission(submission), config)
+    tasks = read_tasks(labels)
+    result = evaluate(tasks, prepare(read_submission(submission), tasks, config), config)
     expected = oracle.evaluate(
         oracle.load(labels, submission), folds=case["folds"], epochs=case["epochs"],
         batch_size=case["batch_size"], learning_rate=case["learning_rate"], seed=case["seed"],
@@ -69,7 +70,9 @@ def test_the_random_stream_continues_across_tasks(tmp_path: Path) -> None:
     specs = [TaskSpec("a_first", 60), TaskSpec("b_second", 60)]
     labels, submission = write_challenge(tmp_path, specs, dim=8)
     tasks, sub = read_tasks(labels), read_submission(submission)
-    both = evaluate(tasks, sub, EvaluationConfig(k_folds=3, epochs=2))
-    alone = evaluate(tasks, sub, EvaluationConfig(k_folds=3, epochs=2, task_filter=("b_second",)))
+    config = EvaluationConfig(k_folds=3, epochs=2)
+    both = evaluate(tasks, prepare(sub, tasks, config), config)
+    config = EvaluationConfig(k_folds=3, epochs=2, task_filter=("b_second",))
+    alone = evaluate(tasks, prepare(sub, tasks, config), config)
     assert [task.name for task in alone.tasks] == ["b_second"]
     assert not np.array_equal(both.tasks[1].epoch_scores, alone.tasks[0].epoch_scores)
