@@ -93,8 +93,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     method = args.method_name or args.submission_file.stem
     result = score(args.annotation_path, args.submission_file, config, args.threads)
     run_dir = write_run(result, output_dir=args.output_dir, phase=args.phase, method_name=method)
-    for warning in result.warnings:
-        print(f"warning: {warning}")
+    print_warnings(result)
     print(format_table(result))
     print(f"results: {run_dir}")
     if config.update_leaderboard:
@@ -144,12 +143,18 @@ def run_demo(args: argparse.Namespace) -> int:
     for name, path in demo.submissions.items():
         print(f"\n== {name} ({path.name})", flush=True)
         result = score(demo.labels, path, config, args.threads)
+        print_warnings(result)
         print(format_table(result))
         summary.append((name, result.mean_quality, result.seconds))
     print("\nsubmission        mean Q   seconds")
     for name, mean_q, seconds in summary:
         print(f"{name:<16} {mean_q:>7.3f} {seconds:>9.1f}")
     return 0
+
+
+def print_warnings(result) -> None:
+    for warning in result.warnings:
+        print(f"warning: {warning}")
 
 
 def load(path: Path | None):
