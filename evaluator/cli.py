@@ -7,8 +7,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evaluator.errors import ProbeboardError
+
+if TYPE_CHECKING:
+    from evaluator.config import EvaluationConfig
+    from evaluator.results import EvaluationResult
 
 log = logging.getLogger("probeboard")
 
@@ -152,18 +157,20 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_warnings(result) -> None:
+def print_warnings(result: EvaluationResult) -> None:
     for warning in result.warnings:
         print(f"warning: {warning}")
 
 
-def load(path: Path | None):
+def load(path: Path | None) -> EvaluationConfig:
     from evaluator.config import EvaluationConfig, load_config
 
     return load_config(path) if path else EvaluationConfig()
 
 
-def score(labels: Path, submission: Path, config, threads: int | None):
+def score(
+    labels: Path, submission: Path, config: EvaluationConfig, threads: int | None
+) -> EvaluationResult:
     """Read, check and evaluate, with a progress bar over the tasks on a terminal."""
     from tqdm import tqdm
 
