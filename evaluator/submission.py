@@ -604,7 +604,9 @@ def _read_blocks(
         arguments = (buffer, filled, bounds, targets, matrix, done, slots, status, records,
                      counts)
         if filled < _PARALLEL_BYTES:
-            _parse_segments_serial(*arguments)
+            # Waking threads costs more than a small file takes.
+            for segment in range(segments):
+                _parse_segment(*arguments, segment)
         else:
             # Dynamic scheduling: a thread that loses its core to another process only
             # delays its own small segment.
@@ -743,26 +745,6 @@ def _parse_segments(
 ) -> None:
     """Parse the segments in parallel (see _parse_segment)."""
     for segment in numba.prange(bounds.shape[0] - 1):
-        _parse_segment(
-            buffer, filled, bounds, targets, matrix, done, slots, status, records, counts, segment
-        )
-
-
-@numba.njit(cache=True, nogil=True)
-def _parse_segments_serial(
-    buffer: np.ndarray,
-    filled: int,
-    bounds: np.ndarray,
-    targets: np.ndarray,
-    matrix: np.ndarray,
-    done: int,
-    slots: int,
-    status: np.ndarray,
-    records: np.ndarray,
-    counts: np.ndarray,
-) -> None:
-    """The same in one thread: waking threads costs more than a small file takes."""
-    for segment in range(bounds.shape[0] - 1):
         _parse_segment(
             buffer, filled, bounds, targets, matrix, done, slots, status, records, counts, segment
         )
