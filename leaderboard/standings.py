@@ -15,7 +15,9 @@ from typing import Literal
 
 import numpy as np
 
+from leaderboard.board import Board, BoardEntry
 from leaderboard.ranking import Ranking, rank_entries
+from leaderboard.stability import rank_stability
 
 CountingRule = Literal["latest_public", "best"]
 
@@ -31,6 +33,12 @@ class Scored:
     task_quality: dict[str, float]  # task -> Q (NaN for a task that could not be scored)
     is_baseline: bool = False
     is_host: bool = False
+    label: str = ""  # what the board shows; default the team (baselines: their method)
+    fold_scores: dict[str, np.ndarray] | None = None  # task -> [K] s_k, for rank intervals
+
+    @property
+    def shown_name(self) -> str:
+        return self.label or self.team
 
     @property
     def competing(self) -> bool:
@@ -95,3 +103,49 @@ def _reorder(ranking: Ranking, order: list[int]) -> Ranking:
         rank=ranking.rank[index],
         mean_quality=ranking.mean_quality[index],
     )
+
+
+def build_board(
+    result: Standings, *, challenge: str, phase: str, hidden_tasks: bool,
+    generated_at: datetime, history: list[tuple[datetime, dict[str, int]]] | None = None,
+    resamples: int = 1000,
+) -> Board:
+    """The board of a phase: ranks, mean Q, weights and (when every counted entry has its
+    fold scores for every task) 95% bootstrap rank intervals."""
+    intervals = _intervals(result, resamples)
+    ranking = result.ranking
+    entries = [
+        BoardEntry(
+            team=entry.shown_name,
+            rank=int(ranking.rank[i]) if ranking.ranked[i] else None,
+            mean_quality=float(ranking.mean_quality[i]),
+            weighted_score=float(ranking.weighted_score[i]) if ranking.ranked[i] else None,
+            task_quality={task: float(entry.task_quality.get(task, np.nan))
+                          for task in result.tasks},
+            rank_interval=intervals[i] if intervals and ranking.ranked[i] else None,
+            competing=entry.competing,
+        )
+        for i, entry in enumerate(result.entries)
+    ]
+    return Board(
+        challenge=challenge,
+        phase=phase,
+        generated_at=generated_at,
+        tasks=list(result.tasks),
+        weights={task: float(w) for task, w in zip(result.tasks, ranking.weights, strict=True)},
+        entries=entries,
+        hidden_tasks=hidden_tasks,
+        history=list(history or []),
+    )
+
+
+def _intervals(result: Standings, resamples: int) -> list[tuple[int, int]] | None:
+    folds = [entry.fold_scores for entry in result.entries]
+    if not folds or any(f is None or any(t not in f for t in result.tasks) for f in folds):
+        return None
+    stacked = [[np.asarray(f[t], dtype=np.float64) for t in result.tasks] for f in folds if f]
+    if len({scores.shape for row in stacked for scores in row}) != 1:
+        return None  # different K across entries: folds are not paired
+    stability = rank_stability(np.array(stacked), resamples=resamples)
+    return [(int(lo), int(hi)) for lo, hi in
+            zip(stability.rank_low, stability.rank_high, strict=True)]

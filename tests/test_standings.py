@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 
-from leaderboard.standings import Scored, counted, standings
+from evaluator.results import quality
+from leaderboard.standings import Scored, build_board, counted, standings
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -54,3 +56,28 @@ def test_unranked_entries_come_last() -> None:
     result = standings(entries, ["t1", "t2"], "latest_public")
     assert [e.submission_id for e in result.entries] == [2, 1]
     assert result.ranking.ranked.tolist() == [True, False]
+
+
+def test_board_carries_ranks_weights_names_and_intervals() -> None:
+    rng = np.random.default_rng(0)
+    scored = []
+    for i in range(1, 5):
+        folds = {"t1": rng.normal(0.1 * i, 0.02, 40), "t2": rng.normal(0.05 * i, 0.02, 40)}
+        task_q = {task: quality(scores)[0] for task, scores in folds.items()}
+        scored.append(Scored(i, f"team{i}", T0, True, task_q, label=f"Team {i}",
+                             fold_scores=folds))
+    board = build_board(standings(scored, ["t1", "t2"], "latest_public"), challenge="c",
+                        phase="final", hidden_tasks=False, generated_at=T0, resamples=200)
+    assert [e.team for e in board.entries] == ["Team 4", "Team 3", "Team 2", "Team 1"]
+    assert [e.rank for e in board.entries] == [1, 2, 3, 4]
+    assert sum(board.weights.values()) == pytest.approx(1.0)
+    for e in board.entries:
+        assert e.rank_interval is not None
+        assert e.rank_interval[0] <= e.rank <= e.rank_interval[1]
+
+
+def test_board_without_fold_scores_has_no_intervals() -> None:
+    board = build_board(standings(SUBMISSIONS, ["t1", "t2"], "best"), challenge="c",
+                        phase="dev", hidden_tasks=True, generated_at=T0)
+    assert all(e.rank_interval is None for e in board.entries)
+    assert board.hidden_tasks
