@@ -12,8 +12,13 @@ from typing import TYPE_CHECKING
 from evaluator.errors import ProbeboardError
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from evaluator.config import EvaluationConfig
+    from evaluator.models import Phase
     from evaluator.results import EvaluationResult
+    from evaluator.store import Store
+    from leaderboard.board import Board
 
 log = logging.getLogger("probeboard")
 
@@ -57,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--method_name", "--method-name", "--method", default=None,
                           help="name of your method (default: the submission file's stem)")
     evaluate.add_argument("--phase", default="all", help="phase label (default: all)")
+    add_database(evaluate)
     add_threads(evaluate)
     evaluate.set_defaults(handler=run_evaluate)
 
@@ -67,6 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--ids", type=Path, help="file listing the expected ids, one per line")
     check.add_argument("--dim", type=int, help="expected embedding dimension (e.g. 1024)")
     check.set_defaults(handler=run_check)
+
+    board = commands.add_parser(
+        "leaderboard", help="print or write the standings of recorded runs"
+    )
+    board.add_argument("--phase", help="one phase (default: every phase)")
+    board.add_argument("--format", choices=("table", "json", "markdown", "html"),
+                       default="table")
+    board.add_argument("--output_dir", "--output-dir", "--output", type=Path,
+                       default=Path("results"),
+                       help="evaluate's output folder, whose probeboard.db is read")
+    board.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    add_database(board)
+    board.set_defaults(handler=run_leaderboard)
 
     demo_data = commands.add_parser("demo-data", help="generate a realistic demo challenge")
     demo_data.add_argument("out", type=Path)
@@ -86,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_database(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database", metavar="URL",
+                        help="scoring database URL (default: OUTPUT_DIR/probeboard.db, SQLite)")
+
+
+def open_database(args: argparse.Namespace) -> Store:
+    from evaluator.store import open_store
+
+    store = open_store(args.database, path=args.output_dir / "probeboard.db")
+    store.upgrade()
+    return store
+
+
 def add_threads(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="worker threads for the probes (default: every core)")
@@ -101,11 +133,71 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print_warnings(result)
     print(format_table(result))
     print(f"results: {run_dir}")
-    if config.update_leaderboard:
-        from evaluator.standalone_board import update_board
+    from evaluator.standalone_board import record_run, update_board
 
-        print(f"leaderboard: {update_board(args.output_dir, args.phase)}")
+    store = open_database(args)
+    record_run(store, result, run_dir=run_dir, phase=args.phase, method_name=method,
+               submission_file=args.submission_file)
+    if config.update_leaderboard:
+        print(f"leaderboard: {update_board(store, args.output_dir, args.phase)}")
     return 0
+
+
+def run_leaderboard(args: argparse.Namespace) -> int:
+    from leaderboard.phase_board import phase_board
+    from leaderboard.render import board_html, board_json, readme_table
+
+    store = open_database(args)
+    with store.session() as session:
+        phases = [phase for phase in standalone_phases(session)
+                  if args.phase in (None, phase.slug)]
+        if not phases:
+            from evaluator.errors import ConfigError
+
+            raise ConfigError(
+                f"no recorded runs{f' in phase {args.phase!r}' if args.phase else ''}; "
+                "run `probeboard evaluate` first (or pass --output_dir / --database)"
+            )
+        boards = [phase_board(session, phase) for phase in phases]
+    render = {"json": board_json, "markdown": readme_table, "html": board_html,
+              "table": board_text}[args.format]
+    text = "\n".join(render(board) for board in boards)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+def standalone_phases(session: Session) -> list[Phase]:
+    import sqlalchemy as sa
+
+    from evaluator.models import Challenge, Phase
+    from evaluator.store import STANDALONE_CHALLENGE
+
+    return list(session.scalars(
+        sa.select(Phase).join(Challenge).where(Challenge.slug == STANDALONE_CHALLENGE)
+        .order_by(Phase.slug)
+    ))
+
+
+def board_text(board: Board) -> str:
+    """A readable terminal table."""
+    from leaderboard.render import plain_name
+
+    lines = [f"{board.challenge} / {board.phase}",
+             f"{'rank':>4}  {'team':<32} {'mean Q':>8} {'score':>7} {'interval':>9}"]
+    for entry in board.entries:
+        rank = str(entry.rank) if entry.rank is not None else "-"
+        interval = "{}-{}".format(*entry.rank_interval) if entry.rank_interval else ""
+        score = f"{entry.weighted_score:.3f}" if entry.weighted_score is not None else ""
+        name = plain_name(entry.team)[:32] + ("" if entry.competing else " *")
+        lines.append(f"{rank:>4}  {name:<32} {entry.mean_quality:>8.3f} {score:>7} "
+                     f"{interval:>9}")
+    if not all(entry.competing for entry in board.entries):
+        lines.append("* non-competing (baseline or host entry)")
+    return "\n".join(lines)
 
 
 def run_check(args: argparse.Namespace) -> int:

@@ -1,65 +1,90 @@
-"""`update_leaderboard: true`: rank every run of a phase, as the reference tool does.
+"""Standalone runs in the scoring database, and `update_leaderboard: true`.
 
-Reads OUT/PHASE/*/results_summary.json, ranks the runs with rank-then-aggregate over their
-per-task Q (runs missing a task are listed unranked) and writes
-OUT/leaderboards/PHASE/leaderboard_YYYYMMDD_HHMMSS.csv.
+Every `probeboard evaluate` run is recorded (challenge 'standalone', team = method name,
+one submission per run folder; the phase counts each method's best run) and snapshots the
+phase's standings.
+
+Writes, under OUT/leaderboards/PHASE/: the reference tool's
+leaderboard_YYYYMMDD_HHMMSS.csv (experiment, mean_score, weighted_score, aggregated_rank,
+q::<task>...), and the boards: leaderboard.json, README.md (table between the probeboard
+markers; a README an organiser already edited keeps its own text) and leaderboard.html.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
-import json
-import logging
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
+from evaluator.results import EvaluationResult
 from evaluator.run_files import write_atomic
-from leaderboard.ranking import rank_entries
+from evaluator.store import STANDALONE_CHALLENGE, Store, record_local_run
+from leaderboard.phase_board import find_phase, phase_board, phase_standings, snapshot
+from leaderboard.render import README_END, README_START, board_html, board_json, update_readme
 
-log = logging.getLogger(__name__)
 
-
-def update_board(output_dir: Path, phase: str, *, now: datetime | None = None) -> Path:
-    """Write the phase's leaderboard CSV; return its path."""
-    runs = []
-    for path in sorted((output_dir / phase).glob("*/results_summary.json")):
-        try:
-            runs.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError) as error:
-            log.warning("skipping unreadable %s: %s", path, error)
-    tasks = sorted({task for run in runs for task in run.get("task_q_scores", {})})
-    quality = np.array(
-        [[_number(run.get("task_q_scores", {}).get(task)) for task in tasks] for run in runs],
-        dtype=np.float64,
-    ).reshape(len(runs), len(tasks))
-    ranking = rank_entries(quality)
-    order = sorted(range(len(runs)), key=lambda i: (not ranking.ranked[i], ranking.rank[i]))
+def update_board(store: Store, output_dir: Path, phase: str, *,
+                 now: datetime | None = None) -> Path:
+    """Write the phase's leaderboard files from the database; return the folder."""
+    now = now or datetime.now(UTC)
+    folder = output_dir / "leaderboards" / phase
+    folder.mkdir(parents=True, exist_ok=True)
+    with store.session() as session:
+        row = find_phase(session, STANDALONE_CHALLENGE, phase)
+        if row is None:
+            raise LookupError(f"phase {phase!r} has no recorded runs")
+        result = phase_standings(session, row)
+        board = phase_board(session, row, now=now)
+        experiments = {
+            submission.id: submission.source_id.split("/", 1)[-1]
+            for submission in row.submissions
+        }
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["experiment", "mean_score", "weighted_score", "aggregated_rank",
-                     *(f"q::{task}" for task in tasks)])
-    for i in order:
+                     *(f"q::{task}" for task in result.tasks)])
+    ranking = result.ranking
+    for i, entry in enumerate(result.entries):
         writer.writerow([
-            runs[i].get("experiment", ""),
+            experiments.get(entry.submission_id, entry.shown_name),
             _cell(ranking.mean_quality[i]),
             _cell(ranking.weighted_score[i]),
             int(ranking.rank[i]) if ranking.ranked[i] else "",
-            *(_cell(value) for value in quality[i]),
+            *(_cell(entry.task_quality.get(task, math.nan)) for task in result.tasks),
         ])
-    stamp = (now or datetime.now()).strftime("%Y%m%d_%H%M%S")
-    path = output_dir / "leaderboards" / phase / f"leaderboard_{stamp}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, buffer.getvalue().encode())
-    return path
-
-
-def _number(value: object) -> float:
-    return float(value) if isinstance(value, int | float) else math.nan
+    stamp = now.astimezone().strftime("%Y%m%d_%H%M%S")
+    write_atomic(folder / f"leaderboard_{stamp}.csv", buffer.getvalue().encode())
+    write_atomic(folder / "leaderboard.json", board_json(board).encode())
+    write_atomic(folder / "leaderboard.html", board_html(board).encode())
+    readme = folder / "README.md"
+    text = (readme.read_text(encoding="utf-8") if readme.exists()
+            else f"# Leaderboard: {phase}\n\n{README_START}\n{README_END}\n")
+    write_atomic(readme, update_readme(text, [board]).encode())
+    return folder
 
 
 def _cell(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.6f}"
+
+
+def record_run(store: Store, result: EvaluationResult, *, run_dir: Path, phase: str,
+               method_name: str, submission_file: Path) -> int:
+    """Record a standalone run (idempotent per run folder) and snapshot the phase's
+    standings; return the submission id."""
+    digest = hashlib.sha256()
+    with submission_file.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    submission_id, created = record_local_run(
+        store, result, phase=phase, method_name=method_name, run_dir=run_dir,
+        file_sha256=digest.hexdigest(), file_name=submission_file.name,
+    )
+    if created:
+        with store.write() as session:
+            row = find_phase(session, STANDALONE_CHALLENGE, phase)
+            assert row is not None  # record_local_run just created it
+            snapshot(session, row, reason=f"run {run_dir.name} recorded")
+    return submission_id

@@ -37,7 +37,7 @@ def test_evaluate_writes_the_reference_run_folder(tmp_path: Path) -> None:
     task = json.loads((run_dir / "crops" / "crops_result.json").read_text())
     assert len(task["q_t"]) == 3
     assert (run_dir / "crops" / "crops_confusion.png").stat().st_size > 1000
-    (board,) = (out / "leaderboards" / "dev").iterdir()
+    (board,) = (out / "leaderboards" / "dev").glob("leaderboard_*.csv")
     assert board.read_text().startswith("experiment,mean_score,weighted_score,aggregated_rank")
 
 

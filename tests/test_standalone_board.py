@@ -1,34 +1,50 @@
-"""update_leaderboard: the reference's per-phase leaderboard CSV over every run."""
+"""Standalone runs in the scoring database: update_leaderboard and `probeboard leaderboard`."""
 
 from __future__ import annotations
 
 import csv
 import json
-from datetime import datetime
 from pathlib import Path
 
-from evaluator.standalone_board import update_board
+from tests.challenge import TaskSpec, write_challenge
+from tests.test_cli import probeboard
+
+SPECS = [TaskSpec("biomass", 50), TaskSpec("crops", 60, classification=True)]
 
 
-def write_summary(root: Path, experiment: str, scores: dict[str, float | None]) -> None:
-    folder = root / "dev" / experiment
-    folder.mkdir(parents=True)
-    (folder / "results_summary.json").write_text(
-        json.dumps({"experiment": experiment, "task_q_scores": scores})
-    )
+def test_runs_are_recorded_ranked_and_published(tmp_path: Path) -> None:
+    labels, submission = write_challenge(tmp_path / "a", SPECS, dim=8, seed=1)
+    # The same ids with other embeddings: a second method.
+    _, other = write_challenge(tmp_path / "b", SPECS, dim=8, seed=1)
+    config = tmp_path / "config.yaml"
+    config.write_text("k_folds: 3\nepochs: 2\nupdate_leaderboard: true\n")
+    out = tmp_path / "out"
+    for method, path in (("first", submission), ("second", submission), ("second", other)):
+        done = probeboard("evaluate", "--labels", labels, "--submission", path, "--output", out,
+                          "--config", config, "--method", method, "--phase", "dev")
+        assert done.returncode == 0, done.stderr
+    folder = out / "leaderboards" / "dev"
+    board = json.loads((folder / "leaderboard.json").read_text())
+    assert board["schema"] == "probeboard.leaderboard/1"
+    assert sorted(entry["team"] for entry in board["entries"]) == ["first", "second"]
+    assert len(board["history"]) == 3  # a snapshot per recorded run
+    latest_csv = sorted(folder.glob("leaderboard_*.csv"))[-1]
+    rows = list(csv.DictReader(latest_csv.open()))
+    assert len(rows) == 2 and {row["aggregated_rank"] for row in rows} <= {"1", "2"}
+    assert (folder / "README.md").read_text().count("| Rank | Team | Mean Q |") == 1
+    assert "<table" in (folder / "leaderboard.html").read_text()
+
+    table = probeboard("leaderboard", "--output", out, "--phase", "dev")
+    assert table.returncode == 0, table.stderr
+    assert "first" in table.stdout and "second" in table.stdout
+    markdown = probeboard("leaderboard", "--output", out, "--format", "markdown")
+    assert "| Rank | Team | Mean Q |" in markdown.stdout
+    page = tmp_path / "board.html"
+    html = probeboard("leaderboard", "--output", out, "--format", "html", "--out", page)
+    assert html.returncode == 0 and page.read_text().startswith("<!DOCTYPE html>")
 
 
-def test_ranks_every_run_of_the_phase_with_the_worked_example(tmp_path: Path) -> None:
-    write_summary(tmp_path, "A_20260101_000000", {"t1": 10.0, "t2": 0.0})
-    write_summary(tmp_path, "B_20260101_000000", {"t1": 0.0, "t2": 9.0})
-    write_summary(tmp_path, "C_20260101_000000", {"t1": 9.0, "t2": 8.0})
-    write_summary(tmp_path, "D_20260101_000000", {"t1": None, "t2": 8.0})
-    (tmp_path / "dev" / "broken").mkdir()
-    (tmp_path / "dev" / "broken" / "results_summary.json").write_text("{not json")
-    path = update_board(tmp_path, "dev", now=datetime(2026, 1, 2, 3, 4, 5))
-    assert path == tmp_path / "leaderboards" / "dev" / "leaderboard_20260102_030405.csv"
-    rows = list(csv.DictReader(path.open()))
-    assert [row["experiment"][0] for row in rows] == ["A", "C", "B", "D"]
-    assert [row["aggregated_rank"] for row in rows] == ["1", "2", "3", ""]
-    assert abs(float(rows[0]["weighted_score"]) - 1.94496) < 1e-5
-    assert rows[3]["q::t1"] == "" and rows[3]["weighted_score"] == ""
+def test_leaderboard_without_runs_says_what_to_do(tmp_path: Path) -> None:
+    done = probeboard("leaderboard", "--output", tmp_path)
+    assert done.returncode == 2
+    assert "run `probeboard evaluate` first" in done.stderr
