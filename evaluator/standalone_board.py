@@ -7,7 +7,8 @@ phase's standings.
 Writes, under OUT/leaderboards/PHASE/: the reference tool's
 leaderboard_YYYYMMDD_HHMMSS.csv (experiment, mean_score, weighted_score, aggregated_rank,
 q::<task>...), and the boards: leaderboard.json, README.md (table between the probeboard
-markers; a README an organiser already edited keeps its own text) and leaderboard.html.
+markers; a README an organiser already edited keeps its own text), leaderboard.html and
+PNG/SVG pictures of the heatmap and the rank evolution.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from evaluator.results import EvaluationResult
 from evaluator.run_files import write_atomic
 from evaluator.store import STANDALONE_CHALLENGE, Store, record_local_run
 from leaderboard.phase_board import find_phase, phase_board, phase_standings, snapshot
-from leaderboard.render import README_END, README_START, board_html, board_json, update_readme
+from leaderboard.render import (
+    README_END,
+    README_START,
+    board_html,
+    board_json,
+    board_pictures,
+    update_readme,
+)
 
 
 def update_board(store: Store, output_dir: Path, phase: str, *,
@@ -63,6 +71,7 @@ def update_board(store: Store, output_dir: Path, phase: str, *,
     text = (readme.read_text(encoding="utf-8") if readme.exists()
             else f"# Leaderboard: {phase}\n\n{README_START}\n{README_END}\n")
     write_atomic(readme, update_readme(text, [board]).encode())
+    board_pictures(board, folder)
     return folder
 
 

@@ -33,6 +33,8 @@ def test_runs_are_recorded_ranked_and_published(tmp_path: Path) -> None:
     assert len(rows) == 2 and {row["aggregated_rank"] for row in rows} <= {"1", "2"}
     assert (folder / "README.md").read_text().count("| Rank | Team | Mean Q |") == 1
     assert "<table" in (folder / "leaderboard.html").read_text()
+    assert {p.name for p in folder.glob("dev-*")} == {
+        "dev-heatmap.png", "dev-heatmap.svg", "dev-rank-evolution.png", "dev-rank-evolution.svg"}
 
     table = probeboard("leaderboard", "--output", out, "--phase", "dev")
     assert table.returncode == 0, table.stderr
