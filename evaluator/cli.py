@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     board = commands.add_parser(
         "leaderboard", help="print or write the standings of recorded runs"
     )
+    board.add_argument("--challenge", default="standalone",
+                       help="challenge slug (default: standalone, the evaluate runs)")
     board.add_argument("--phase", help="one phase (default: every phase)")
     board.add_argument("--format", choices=("table", "json", "markdown", "html"),
                        default="table")
@@ -149,7 +151,7 @@ def run_leaderboard(args: argparse.Namespace) -> int:
 
     store = open_database(args)
     with store.session() as session:
-        phases = [phase for phase in standalone_phases(session)
+        phases = [phase for phase in challenge_phases(session, args.challenge)
                   if args.phase in (None, phase.slug)]
         if not phases:
             from evaluator.errors import ConfigError
@@ -170,15 +172,13 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def standalone_phases(session: Session) -> list[Phase]:
+def challenge_phases(session: Session, challenge: str) -> list[Phase]:
     import sqlalchemy as sa
 
     from evaluator.models import Challenge, Phase
-    from evaluator.store import STANDALONE_CHALLENGE
 
     return list(session.scalars(
-        sa.select(Phase).join(Challenge).where(Challenge.slug == STANDALONE_CHALLENGE)
-        .order_by(Phase.slug)
+        sa.select(Phase).join(Challenge).where(Challenge.slug == challenge).order_by(Phase.slug)
     ))
 
 
