@@ -431,10 +431,11 @@ def rank_evolution_svg(board: Board) -> str:
             f'text-anchor="end">{rank}</text>'
         )
     if snapshots:
-        for i in sorted({0, snapshots - 1}):
+        # First date starts at the axis, last one ends there: neither is cut by the edge.
+        for i, anchor in sorted({0: "start", snapshots - 1: "end"}.items()):
             parts.append(
                 f'<text x="{x(i):.1f}" y="{height - bottom + 18}" font-size="11" '
-                f'text-anchor="middle">{_stamp(board.history[i][0])[:16]}</text>'
+                f'text-anchor="{anchor}">{_stamp(board.history[i][0])[:16]}</text>'
             )
     else:
         parts.append(f'<text x="{left}" y="{top + 12}" font-size="12">No history yet.</text>')
