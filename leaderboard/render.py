@@ -432,7 +432,7 @@ def rank_evolution_svg(board: Board) -> str:
         )
     if snapshots:
         # First date starts at the axis, last one ends there: neither is cut by the edge.
-        for i, anchor in sorted({0: "start", snapshots - 1: "end"}.items()):
+        for i, anchor in sorted({snapshots - 1: "end", 0: "start"}.items()):
             parts.append(
                 f'<text x="{x(i):.1f}" y="{height - bottom + 18}" font-size="11" '
                 f'text-anchor="{anchor}">{_stamp(board.history[i][0])[:16]}</text>'
