@@ -146,16 +146,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_leaderboard(args: argparse.Namespace) -> int:
+    from evaluator.errors import ConfigError
     from leaderboard.phase_board import phase_board
     from leaderboard.render import board_html, board_json, readme_table
 
+    default = args.output_dir / "probeboard.db"
+    if args.database is None and not default.exists():  # reading must not create one
+        raise ConfigError(f"no scoring database at {default}; run `probeboard evaluate` "
+                          "first (or pass --output_dir / --database)")
     store = open_database(args)
     with store.session() as session:
         phases = [phase for phase in challenge_phases(session, args.challenge)
                   if args.phase in (None, phase.slug)]
         if not phases:
-            from evaluator.errors import ConfigError
-
             raise ConfigError(
                 f"no recorded runs{f' in phase {args.phase!r}' if args.phase else ''}; "
                 "run `probeboard evaluate` first (or pass --output_dir / --database)"

@@ -47,6 +47,11 @@ def test_runs_are_recorded_ranked_and_published(tmp_path: Path) -> None:
 
 
 def test_leaderboard_without_runs_says_what_to_do(tmp_path: Path) -> None:
-    done = probeboard("leaderboard", "--output", tmp_path)
+    done = probeboard("leaderboard", "--output", tmp_path / "results")
     assert done.returncode == 2
     assert "run `probeboard evaluate` first" in done.stderr
+    assert not (tmp_path / "results").exists()  # reading created nothing
+    database = f"sqlite:///{tmp_path / 'empty.db'}"
+    done = probeboard("leaderboard", "--database", database, "--phase", "final")
+    assert done.returncode == 2
+    assert "no recorded runs in phase 'final'" in done.stderr
