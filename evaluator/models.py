@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from evaluator.errors import ProbeboardError
+from evaluator.errors import IllegalTransition
 
 # Deterministic constraint names: the same on SQLite and PostgreSQL, so later migrations
 # can name the constraint they change.
@@ -311,20 +311,6 @@ class Publication(Base):
     done_at: Mapped[datetime | None]
 
 
-class IllegalTransition(ProbeboardError):
-    """A submission status change the state machine does not allow."""
-
-    def __init__(self, submission_id: int | None, old: SubmissionStatus,
-                 new: SubmissionStatus) -> None:
-        allowed = ", ".join(sorted(TRANSITIONS[old])) or "nothing (final)"
-        super().__init__(
-            f"submission {submission_id}: cannot go from {old} to {new}; "
-            f"from {old} it may go to {allowed}"
-        )
-        self.old = old
-        self.new = new
-
-
 S = SubmissionStatus
 TRANSITIONS: dict[SubmissionStatus, frozenset[SubmissionStatus]] = {
     S.SUBMITTED: frozenset({S.RUNNING, S.CANCELLED}),
@@ -344,7 +330,7 @@ def transition(submission: Submission, new_status: SubmissionStatus | str,
     new = SubmissionStatus(new_status)
     old = SubmissionStatus(submission.status)
     if new not in TRANSITIONS[old]:
-        raise IllegalTransition(submission.id, old, new)
+        raise IllegalTransition(submission.id, old, new, sorted(TRANSITIONS[old]))
     now = now or utcnow()
     if new is S.RUNNING:
         submission.started_at = now

@@ -16,12 +16,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 
+from evaluator.errors import IllegalTransition
 from evaluator.models import (
     TRANSITIONS,
     Base,
     Challenge,
     Evaluation,
-    IllegalTransition,
     Phase,
     Publication,
     PublicationTarget,
