@@ -19,6 +19,7 @@ SCORE_SELECTIONS = ("best_epoch", "last_epoch")
 # Keys the reference tool reads or writes that change nothing here.
 IGNORED_KEYS = frozenset({"device", "store_models", "store_probes"})
 TRAINING_KEYS = ("batch_size", "epochs", "learning_rate")
+BOOKKEEPING_KEYS = ("enable_plots", "output_fold_results", "update_leaderboard")
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,17 @@ class EvaluationConfig:
         data["task_filter"] = list(self.task_filter) if self.task_filter else None
         return data
 
-    def digest(self) -> str:
-        """sha256 of the settings that change a score (not plots or bookkeeping)."""
+    def scoring_settings(self) -> dict[str, Any]:
+        """The settings that change a score (not plots or bookkeeping): a phase keeps one."""
         data = self.to_dict()
-        for key in ("enable_plots", "output_fold_results", "update_leaderboard"):
+        for key in BOOKKEEPING_KEYS:
             data.pop(key)
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+        return data
+
+    def digest(self) -> str:
+        """sha256 of scoring_settings()."""
+        text = json.dumps(self.scoring_settings(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 def load_config(path: Path | str) -> EvaluationConfig:

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from evaluator.errors import ProbeboardError
+from evaluator.errors import ConfigError, ProbeboardError
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def make_demo(
     Same arguments -> byte-identical files.
     """
     if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+        raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
     root = Path(out)
     labels_dir = root / "labels"
     submissions_dir = root / "submissions"
@@ -306,13 +306,13 @@ def _stale(folder: Path, overwrite: bool) -> list[Path]:
     if not folder.is_dir() or not any(folder.iterdir()):
         return []
     if not overwrite:
-        raise FileExistsError(
+        raise ConfigError(
             f"{folder} already exists and is not empty; choose another output folder or "
-            "pass overwrite=True to replace the demo files in it"
+            "pass --overwrite to replace the demo files in it"
         )
     others = sorted(path.name for path in folder.iterdir() if path.suffix != ".csv")
     if others:
-        raise FileExistsError(
+        raise ConfigError(
             f"{folder} holds files that are not demo CSVs ({', '.join(others[:5])}); "
             "move them away first"
         )

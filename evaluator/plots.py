@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from evaluator.files import write_atomic
 from evaluator.metrics import confusion_matrix
 from evaluator.results import EvaluationResult, TaskResult
-from evaluator.run_files import write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -8,19 +8,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import os
-import secrets
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from evaluator.errors import ConfigError, LabelError, ProbeboardError
+from evaluator.files import code_version, write_json
 from evaluator.results import EvaluationResult, TaskResult
 
 SUMMARY_FILE = "results_summary.json"
@@ -57,8 +53,7 @@ def write_run(
     write_json(run_dir / SUMMARY_FILE, summary_record(result, experiment=run_dir.name, now=now))
 
     if result.config.enable_plots:
-        # Imported here: plots imports write_atomic from this module.
-        from evaluator.plots import save_plots
+        from evaluator.plots import save_plots  # matplotlib only when plots are asked for
 
         save_plots(result, run_dir)
     return run_dir
@@ -80,7 +75,7 @@ def summary_record(
         "flags": dict(result.flags),
         "seconds": result.seconds,
         "created": (now or datetime.now()).isoformat(timespec="seconds"),
-        "probeboard_version": _version(),
+        "probeboard_version": code_version(),
     }
 
 
@@ -173,51 +168,6 @@ def _claim_run_dir(phase_dir: Path, experiment: str) -> Path:
         return candidate
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write strict JSON (NaN and inf as null) atomically."""
-    text = json.dumps(to_json_value(data), indent=2, allow_nan=False, ensure_ascii=False)
-    write_atomic(path, (text + "\n").encode("utf-8"))
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file via a temporary sibling and os.replace: readers see all of it or none."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        # O_EXCL: never write through someone else's file; mode 0o666 honours the umask.
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-
-
-def to_json_value(value: Any) -> Any:
-    """Plain Python for json: numpy scalars and arrays unwrapped, non-finite floats -> None."""
-    if isinstance(value, np.ndarray):
-        return to_json_value(value.tolist())
-    if isinstance(value, np.generic):
-        return to_json_value(value.item())
-    if isinstance(value, bool | int | str) or value is None:
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {
-            (key.item() if isinstance(key, np.generic) else key): to_json_value(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [to_json_value(item) for item in value]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise TypeError(f"cannot write {type(value).__name__} to a result file: {value!r}")
-
-
 def _mean(values: list[float]) -> float:
     # NaN propagates on purpose: a NaN task makes the run unrankable (written as null).
     return float(np.mean(values)) if values else math.nan
@@ -225,10 +175,3 @@ def _mean(values: list[float]) -> float:
 
 def _number(value: float) -> str:
     return f"{float(value):.3f}"  # nan / inf print as such
-
-
-def _version() -> str:
-    try:
-        return metadata.version("probeboard")
-    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-        return "unknown"

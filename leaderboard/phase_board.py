@@ -8,24 +8,28 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
-from evaluator.models import Evaluation, Phase, StandingsSnapshot, Submission, SubmissionStatus
+from evaluator.db.evaluations import latest_evaluation
+from evaluator.db.models import Evaluation, Phase, StandingsSnapshot, Submission, SubmissionStatus
+from evaluator.files import finite
 from leaderboard.board import Board
 from leaderboard.standings import Scored, Standings, build_board, standings
 
 
 def scored_submissions(session: Session, phase: Phase) -> list[Scored]:
-    """Every finished submission of the phase with its latest evaluation's scores."""
+    """Every finished submission of the phase that the host has not hidden, with its latest
+    evaluation's scores."""
     rows = session.scalars(
         sa.select(Submission)
-        .where(Submission.phase_id == phase.id, Submission.status == SubmissionStatus.FINISHED)
+        .where(Submission.phase_id == phase.id, Submission.status == SubmissionStatus.FINISHED,
+               Submission.hidden.is_(False))
         .options(selectinload(Submission.team),
                  selectinload(Submission.evaluations).selectinload(Evaluation.task_scores))
     ).all()
     scored = []
     for submission in rows:
-        if not submission.evaluations:
+        latest = latest_evaluation(submission)
+        if latest is None:
             continue
-        latest = max(submission.evaluations, key=lambda e: (e.finished_at or e.id, e.id))
         scores = {score.task: score for score in latest.task_scores}
         scored.append(Scored(
             submission_id=submission.id,
@@ -57,9 +61,9 @@ def snapshot(session: Session, phase: Phase, reason: str) -> StandingsSnapshot:
             "submission_id": entry.submission_id,
             "team": entry.shown_name,
             "rank": int(ranking.rank[i]) if ranking.ranked[i] else None,
-            "mean_q": _finite(ranking.mean_quality[i]),
-            "weighted_score": _finite(ranking.weighted_score[i]),
-            "task_q": {task: _finite(q) for task, q in entry.task_quality.items()},
+            "mean_q": finite(ranking.mean_quality[i]),
+            "weighted_score": finite(ranking.weighted_score[i]),
+            "task_q": {task: finite(q) for task, q in entry.task_quality.items()},
             "competing": entry.competing,
         }
         for i, entry in enumerate(result.entries)
@@ -88,16 +92,5 @@ def phase_board(session: Session, phase: Phase, *, now: datetime | None = None,
     )
 
 
-def find_phase(session: Session, challenge: str, slug: str) -> Phase | None:
-    return session.scalars(
-        sa.select(Phase).join(Phase.challenge)
-        .where(Phase.slug == slug, Phase.challenge.has(slug=challenge))
-    ).first()
-
-
 def _number(value: float | None) -> float:
     return np.nan if value is None else float(value)
-
-
-def _finite(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.challenge import TaskSpec, write_challenge
+from tests.builders import TaskSpec, probeboard, write_challenge
 
 SPECS = [TaskSpec("biomass", 60, dataset="bio"), TaskSpec("biomass_std", 60, dataset="bio"),
          TaskSpec("crops", 70, classification=True)]
-
-
-def probeboard(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "evaluator", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
 def test_evaluate_writes_the_reference_run_folder(tmp_path: Path) -> None:

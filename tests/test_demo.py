@@ -12,6 +12,7 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import ShuffleSplit
 
 from evaluator.demo import GRADES, SMALL_EMBEDDING_DIM, DemoChallenge, make_demo
+from evaluator.errors import ConfigError
 from evaluator.tasks import Task, read_tasks
 
 # Small-mode sizes: a tenth of the published ones (13,260 ids), at least 100 per dataset.
@@ -140,14 +141,14 @@ def test_same_seed_same_bytes_other_seed_other_files(tmp_path: Path, demo: DemoC
 def test_refuses_to_overwrite_unless_asked(tmp_path: Path) -> None:
     first = make_demo(tmp_path / "out", small=True, clouds=True, nodata=True)
     assert {task.name for task in read_tasks(first.labels)} >= {"cloudy", "nodata"}
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    with pytest.raises(ConfigError, match="--overwrite"):
         make_demo(tmp_path / "out", small=True)
     again = make_demo(tmp_path / "out", small=True, overwrite=True)
     # The optional tasks of the first run must not linger in the regenerated folder.
     assert len(read_tasks(again.labels)) == 9
     # A file that is not ours: refuse, and delete nothing in either folder.
     (again.root / "submissions" / "notes.txt").write_text("keep me")
-    with pytest.raises(FileExistsError, match="not demo CSVs"):
+    with pytest.raises(ConfigError, match="not demo CSVs"):
         make_demo(tmp_path / "out", small=True, overwrite=True)
     assert len(read_tasks(again.labels)) == 9
     assert all(path.is_file() for path in again.submissions.values())

@@ -12,7 +12,7 @@ from evaluator.protocol import evaluate, prepare
 from evaluator.submission import read_submission
 from evaluator.tasks import read_tasks
 from tests import oracle
-from tests.challenge import TaskSpec, write_challenge
+from tests.builders import TaskSpec, write_challenge
 
 CASES = {
     # n = 73 -> 8 test rows, 65 training rows: the last batch of 64 holds one row.

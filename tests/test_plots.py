@@ -12,7 +12,7 @@ import pytest
 from evaluator.metrics import confusion_matrix
 from evaluator.plots import save_plots
 from evaluator.run_files import write_run
-from tests.test_run_files import NOW, make_result
+from tests.builders import NOW, make_result
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -18,7 +18,7 @@ from evaluator import randomness
 from evaluator.config import EvaluationConfig, load_config
 from evaluator.errors import ConfigError
 from evaluator.probes import fit_folds, svm
-from tests.test_probes_ridge_mlp import make_task, reference_score
+from tests.builders import make_probe_task, reference_score
 
 SAMPLE = Path(__file__).parent / "data" / "reference_configs" / "sample_config_svm.yaml"
 
@@ -32,7 +32,7 @@ def sample_config(**params: Any) -> EvaluationConfig:
 
 
 def run_svm(config: EvaluationConfig, classification: bool, **task: Any) -> Any:
-    x, y, train, test = make_task(classification, n=80, dim=6, folds=3, **task)
+    x, y, train, test = make_probe_task(classification, n=80, dim=6, folds=3, **task)
     return svm.fit(x, y, classification=classification, train_rows=train, test_rows=test,
                    config=config, rng=torch.Generator())
 
@@ -49,7 +49,7 @@ def test_sample_config_loads() -> None:
 @pytest.mark.parametrize("classification", [False, True])
 def test_sample_config_runs_through_fit_folds(classification: bool) -> None:
     config = sample_config()
-    x, y, train, test = make_task(classification, n=80, dim=6, folds=3)
+    x, y, train, test = make_probe_task(classification, n=80, dim=6, folds=3)
     rng = randomness.generator(0)
     state = rng.get_state()
     run, hyperparameters = fit_folds(
@@ -104,7 +104,7 @@ def plain_search(config: EvaluationConfig, classification: bool) -> RandomizedSe
 )
 def test_equals_a_plain_sklearn_search_per_fold(classification: bool, params: dict) -> None:
     config = sample_config(**params)
-    x, y, train, test = make_task(classification, n=80, dim=6, folds=3)
+    x, y, train, test = make_probe_task(classification, n=80, dim=6, folds=3)
     run = svm.fit(x, y, classification=classification, train_rows=train, test_rows=test,
                   config=config, rng=torch.Generator())
     for fold in range(3):
@@ -163,7 +163,7 @@ def test_fits_a_linear_target() -> None:
 
 @pytest.mark.filterwarnings("ignore:The least populated class")
 def test_a_fold_with_one_class_is_nan() -> None:
-    x, y, train, test = make_task(True, n=80, dim=6, folds=3)
+    x, y, train, test = make_probe_task(True, n=80, dim=6, folds=3)
     y[train[1]] = 0.0  # fold 1 trains on one class only
     run = svm.fit(x, y, classification=True, train_rows=train, test_rows=test,
                   config=sample_config(), rng=torch.Generator())

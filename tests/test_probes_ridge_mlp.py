@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from sklearn.linear_model import Ridge
-from sklearn.metrics import f1_score, r2_score
 from sklearn.model_selection import ShuffleSplit
 
 from evaluator import randomness
@@ -16,31 +15,7 @@ from evaluator.config import EvaluationConfig
 from evaluator.errors import ConfigError
 from evaluator.probes import mlp, ridge
 from evaluator.probes.ridge import score_outputs
-
-
-def make_task(
-    classification: bool, *, n: int = 120, dim: int = 8, folds: int = 3, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """x shared by all tasks (extra rows outside the task, y NaN there) and ShuffleSplit folds."""
-    gen = np.random.default_rng(seed)
-    x = gen.standard_normal((n + 30, dim)).astype(np.float32)
-    rows = np.sort(gen.choice(n + 30, n, replace=False))
-    signal = x[rows] @ gen.standard_normal(dim) + 0.5 * gen.standard_normal(n)
-    labels = (signal > 0).astype(np.float32) if classification else signal
-    y = np.full(n + 30, np.nan, dtype=np.float32)
-    y[rows] = (labels - labels.min()) / (labels.max() - labels.min())
-    train, test = zip(*ShuffleSplit(folds, test_size=0.1, random_state=42).split(rows),
-                      strict=True)
-    return x, y, rows[np.stack(train)], rows[np.stack(test)]
-
-
-def reference_score(outputs: np.ndarray, targets: np.ndarray, classification: bool) -> float:
-    if not classification:
-        return float(r2_score(targets, outputs))
-    in_unit = bool(((outputs >= 0) & (outputs <= 1)).all())
-    probabilities = outputs if in_unit else 1 / (1 + np.exp(-outputs.astype(np.float64)))
-    return float(f1_score(targets, probabilities > 0.5, zero_division=0))
-
+from tests.builders import make_probe_task, reference_score
 
 # --- the shared score function --------------------------------------------------------
 
@@ -93,7 +68,7 @@ def test_score_matches_the_linear_probe_metric() -> None:
 
 @pytest.mark.parametrize("classification", [False, True])
 def test_ridge_equals_sklearn_per_fold(classification: bool) -> None:
-    x, y, train, test = make_task(classification, folds=4)
+    x, y, train, test = make_probe_task(classification, folds=4)
     config = EvaluationConfig(k_folds=4, probe_type="ridge", probe_params={"alpha": 3.0})
     rng = randomness.generator(0)
     state = rng.get_state()
@@ -116,7 +91,7 @@ def test_ridge_equals_sklearn_per_fold(classification: bool) -> None:
 
 
 def test_ridge_without_precomputed_hat_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
-    x, y, train, test = make_task(False, folds=3)
+    x, y, train, test = make_probe_task(False, folds=3)
     config = EvaluationConfig(k_folds=3, probe_type="ridge")
     kwargs = {"classification": False, "train_rows": train, "test_rows": test,
               "config": config, "rng": torch.Generator()}
@@ -185,7 +160,7 @@ def reference_mlp(
 @pytest.mark.parametrize("hidden", [[5], [5, 4]])
 @pytest.mark.parametrize("classification", [False, True])
 def test_mlp_equals_per_fold_torch(hidden: list[int], classification: bool) -> None:
-    x, y, train, test = make_task(classification)
+    x, y, train, test = make_probe_task(classification)
     assert train.shape[1] % 16 != 0  # a smaller last batch
     config = EvaluationConfig(k_folds=3, epochs=3, batch_size=16, learning_rate=0.01,
                               probe_type="mlp", probe_params={"hidden_layers": hidden})
@@ -206,7 +181,7 @@ def test_mlp_equals_per_fold_torch(hidden: list[int], classification: bool) -> N
 
 
 def test_mlp_groups_of_folds_match_one_group(monkeypatch: pytest.MonkeyPatch) -> None:
-    x, y, train, test = make_task(False, folds=3)
+    x, y, train, test = make_probe_task(False, folds=3)
     config = EvaluationConfig(k_folds=3, epochs=2, batch_size=16, probe_type="mlp",
                               probe_params={"hidden_layers": [5]},
                               score_selection="last_epoch")
@@ -239,7 +214,7 @@ def test_bad_probe_params(probe: str, params: dict, key: str) -> None:
     module = {"ridge": ridge, "mlp": mlp}[probe]
     config = EvaluationConfig(k_folds=3, epochs=3, batch_size=16, probe_type=probe,
                               probe_params=params)
-    x, y, train, test = make_task(False)
+    x, y, train, test = make_probe_task(False)
     with pytest.raises(ConfigError, match=key):
         module.fit(x, y, classification=False, train_rows=train, test_rows=test,
                    config=config, rng=randomness.generator(0))

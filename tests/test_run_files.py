@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from evaluator import run_files
-from evaluator.config import EvaluationConfig
+from evaluator import files, run_files
 from evaluator.errors import ConfigError, LabelError
-from evaluator.results import EvaluationResult, TaskResult, quality
-from evaluator.run_files import format_table, to_json_value, write_atomic, write_run
+from evaluator.files import to_json_value, write_atomic
+from evaluator.run_files import format_table, write_run
+from tests.builders import N_TEST, NOW, E, K, make_result
 
-K, E, N_TEST = 5, 4, 7
-NOW = datetime(2024, 3, 9, 14, 5, 7)
 STAMP = "20240309_140507"
 REFERENCE_KEYS = [
     "experiment",
@@ -28,60 +25,6 @@ REFERENCE_KEYS = [
     "task_acc_scores",
     "config",
 ]
-
-
-def make_task(name: str, kind: str, scores: list[float], seed: int = 0) -> TaskResult:
-    """A TaskResult as the engine would produce it, from small synthetic arrays."""
-    rng = np.random.default_rng(seed)
-    fold_scores = np.asarray(scores, dtype=np.float64)
-    q, mean, std = quality(fold_scores)
-    if kind == "regression":
-        targets = rng.uniform(0.0, 1.0, (K, N_TEST))
-        predictions = targets + rng.normal(0.0, 0.1, (K, N_TEST))
-        metrics: dict[str, Any] = {"mse": np.float64(0.012), "mae": np.float32(0.09)}
-    else:
-        targets = rng.integers(0, 2, (K, N_TEST)).astype(np.float64)
-        predictions = rng.normal(0.0, 2.0, (K, N_TEST))  # logits
-        metrics = {
-            "accuracy": 0.8,
-            "roc_auc": np.float64("nan"),
-            "confusion_matrix": np.array([[10, 2], [3, 20]], dtype=np.int64),
-        }
-    train_loss = np.linspace(1.0, 0.2, E)[None, :] * rng.uniform(0.9, 1.1, (K, 1))
-    return TaskResult(
-        name=name,
-        kind=kind,  # type: ignore[arg-type]
-        samples=10 * N_TEST,
-        quality=q,
-        mean=mean,
-        std=std,
-        scores=fold_scores,
-        epoch_scores=np.repeat(fold_scores[:, None], E, axis=1),
-        selected_epoch=np.where(np.isnan(fold_scores), -1, E - 1),
-        failed_folds=int(np.isnan(fold_scores).sum()),
-        metrics=metrics,
-        hyperparameters={"learning_rate": 1e-3, "epochs": E, "batch_size": 64},
-        train_loss=train_loss,
-        test_loss=train_loss + 0.05,
-        test_targets=targets,
-        test_predictions=predictions,
-    )
-
-
-def make_result(**config: Any) -> EvaluationResult:
-    tasks = [
-        make_task("biomass_mean", "regression", [0.61, 0.58, 0.64, np.nan, 0.60], seed=1),
-        make_task("clouds", "classification", [0.71, 0.75, 0.69, 0.73, 0.70], seed=2),
-    ]
-    settings: dict[str, Any] = {"k_folds": K, "epochs": E, **config}
-    return EvaluationResult(
-        config=EvaluationConfig(**settings),
-        tasks=tasks,
-        embedding_dim=16,
-        warnings=["3 submission rows are not in any task"],
-        flags={"constant_columns": False},
-        seconds=1.25,
-    )
 
 
 def _reject_constant(name: str) -> None:
@@ -242,7 +185,7 @@ def test_atomic_write_leaves_no_partial_file(
     def crash(*_args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(run_files.os, "replace", crash)
+    monkeypatch.setattr(files.os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
         write_atomic(target, b'{"new": ')
     assert target.read_text() == '{"old": true}'

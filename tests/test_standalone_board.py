@@ -6,8 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from tests.challenge import TaskSpec, write_challenge
-from tests.test_cli import probeboard
+from tests.builders import TaskSpec, probeboard, write_challenge
 
 SPECS = [TaskSpec("biomass", 50), TaskSpec("crops", 60, classification=True)]
 

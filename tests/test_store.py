@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +20,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 
-from evaluator.errors import IllegalTransition
-from evaluator.models import (
+from evaluator.db.challenges import get_or_create_challenge, get_or_create_phase, get_or_create_team
+from evaluator.db.engine import Store, head_revision, open_store, revisions
+from evaluator.db.evaluations import record_evaluation, record_local_run
+from evaluator.db.models import (
     TRANSITIONS,
     Base,
     Challenge,
@@ -32,19 +38,9 @@ from evaluator.models import (
     Team,
     transition,
 )
-from evaluator.store import (
-    Store,
-    get_or_create_challenge,
-    get_or_create_phase,
-    get_or_create_team,
-    head_revision,
-    intake_submission,
-    open_store,
-    record_evaluation,
-    record_local_run,
-    revisions,
-)
-from tests.test_run_files import make_result
+from evaluator.db.submissions import intake_submission
+from evaluator.errors import ConfigError, IllegalTransition
+from tests.builders import make_result
 
 BACKENDS = ["sqlite", "postgresql"]
 TABLES = {"challenge", "phase", "team", "submission", "evaluation", "task_score",
@@ -76,9 +72,10 @@ def store(empty_store: Store) -> Store:
 
 def seed_phase(session: Any, **phase: Any) -> tuple[Phase, Team]:
     challenge = get_or_create_challenge(session, "embed-2026", "Embedding compression")
-    settings: dict[str, Any] = {"k_folds": 5, "seed": 42, "tasks": ["biomass_mean", "clouds"]}
-    settings.update(phase)
-    phase_row = get_or_create_phase(session, challenge, "development", **settings)
+    settings: dict[str, Any] = {"tasks": ["biomass_mean", "clouds"], **phase}
+    scoring = {"k_folds": settings.pop("k_folds", 5), "seed": settings.pop("seed", 42)}
+    phase_row = get_or_create_phase(session, challenge, "development", scoring=scoring,
+                                    **settings)
     team = get_or_create_team(session, challenge, source="evalai", source_id="17",
                               name="team seventeen")
     return phase_row, team
@@ -133,10 +130,20 @@ def test_migrations_create_exactly_the_models_schema(store: Store) -> None:
         assert compare_metadata(context, Base.metadata) == []
 
 
-def test_migrations_ship_as_package_data() -> None:
-    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
-    for pattern in ("migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"):
-        assert pattern in pyproject
+@pytest.mark.slow
+def test_migrations_ship_in_the_built_package(tmp_path: Path) -> None:
+    """A deployed install has no source tree: the wheel itself must carry the migrations."""
+    root = Path(__file__).parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "--quiet", "--wheel-dir", str(tmp_path), str(root)],
+                   check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("probeboard-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    migrations = "evaluator/db/migrations/"
+    assert {migrations + "env.py", migrations + "script.py.mako"} <= names
+    shipped = {name.rsplit("/", 1)[1] for name in names
+               if name.startswith(migrations + "versions/") and name.endswith(".py")}
+    assert {f"{revision}_" for revision in revisions()} <= {name[:5] for name in shipped}
 
 
 # ---- SQLite settings and locking -------------------------------------------------------
@@ -201,7 +208,7 @@ def test_sqlite_concurrent_upgrade_waits_instead_of_deadlocking(tmp_path: Path) 
 
 
 def test_in_memory_sqlite_is_refused() -> None:
-    with pytest.raises(ValueError, match="in-memory"):
+    with pytest.raises(ConfigError, match="in-memory"):
         open_store("sqlite://")
 
 
@@ -364,7 +371,7 @@ def test_record_local_run_is_idempotent_per_run_folder(store: Store, tmp_path: P
     result = make_result()
     run_dir = tmp_path / "dev" / "my_encoder_20240309_140507"
     first = record_local_run(store, result, phase="dev", method_name="my_encoder",
-                             run_dir=run_dir, file_sha256="ab" * 32, version="0.1.0")
+                             run_dir=run_dir, file_sha256="ab" * 32)
     again = record_local_run(store, result, phase="dev", method_name="my_encoder",
                              run_dir=run_dir)
     other = record_local_run(store, result, phase="dev", method_name="my_encoder",
@@ -380,5 +387,5 @@ def test_record_local_run_is_idempotent_per_run_folder(store: Store, tmp_path: P
         assert submission.phase.slug == "dev"
         assert submission.phase.challenge.slug == "standalone"
         assert submission.phase.k_folds == result.config.k_folds
-        assert [e.code_version for e in submission.evaluations] == ["0.1.0"]
+        assert [e.code_version for e in submission.evaluations] == [metadata.version("probeboard")]
         assert session.scalar(sa.select(sa.func.count()).select_from(Evaluation)) == 2

@@ -157,6 +157,9 @@ class Phase(Base):
     show_per_task_after_close: Mapped[bool] = mapped_column(default=False)
     opens_at: Mapped[datetime | None]
     closes_at: Mapped[datetime | None]
+    # The scoring settings every run of the phase uses (EvaluationConfig.scoring_settings());
+    # a run with other settings is refused: its fold scores would not be comparable.
+    scoring: Mapped[dict[str, Any] | None]
 
     challenge: Mapped[Challenge] = relationship(back_populates="phases")
     submissions: Mapped[list[Submission]] = relationship(back_populates="phase")
@@ -210,6 +213,11 @@ class Submission(Base):
     lease_owner: Mapped[str | None] = mapped_column(sa.String(200))
     lease_expires_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
+    # Where the file is (EvalAI's input_file URL, or the inbox path) and the newest queue
+    # receipt handle: a redelivered message only refreshes it, and the ack uses the newest.
+    file_url: Mapped[str | None] = mapped_column(sa.Text)
+    receipt_handle: Mapped[str | None] = mapped_column(sa.Text)
+    hidden: Mapped[bool] = mapped_column(default=False)  # disqualified / hidden by the host
 
     phase: Mapped[Phase] = relationship(back_populates="submissions")
     team: Mapped[Team] = relationship(back_populates="submissions")
@@ -287,7 +295,13 @@ class StandingsSnapshot(Base):
 
 
 class Publication(Base):
-    """The outbox: written in the same transaction as the change it publishes, sent later."""
+    """The outbox: written in the same transaction as the change it publishes, sent later.
+
+    `action` says what to do at the target (e.g. report a result, ack a queue message,
+    publish a board); a row runs once `next_attempt_at` has passed (backoff after a
+    failure) and the row it `depends_on` is done (the ack waits for the report). One
+    publisher at a time holds a row through its lease.
+    """
 
     __tablename__ = "publication"
     __table_args__ = (
@@ -295,13 +309,21 @@ class Publication(Base):
             "phase_id IS NOT NULL OR submission_id IS NOT NULL", name="has_subject"
         ),
         sa.Index(None, "status", "created_at"),
+        sa.Index(None, "status", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     phase_id: Mapped[int | None] = mapped_column(sa.ForeignKey("phase.id"))
     submission_id: Mapped[int | None] = mapped_column(sa.ForeignKey("submission.id"))
     target: Mapped[PublicationTarget] = mapped_column(_enum(PublicationTarget, "target"))
+    action: Mapped[str] = mapped_column(sa.String(40), default="publish")
     payload: Mapped[dict[str, Any]]
+    # sha256 of what is published: a board whose content equals the last one sent is skipped.
+    content_digest: Mapped[str | None] = mapped_column(sa.String(64))
+    depends_on_id: Mapped[int | None] = mapped_column(sa.ForeignKey("publication.id"))
+    next_attempt_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(200))
+    lease_expires_at: Mapped[datetime | None]
     status: Mapped[PublicationStatus] = mapped_column(
         _enum(PublicationStatus, "publication_status"), default=PublicationStatus.PENDING
     )
@@ -309,6 +331,20 @@ class Publication(Base):
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     done_at: Mapped[datetime | None]
+
+
+class OperatorAction(Base):
+    """What an operator did by hand (requeue, rescore, hide, baseline...): who, when, why."""
+
+    __tablename__ = "operator_action"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(sa.String(200))
+    action: Mapped[str] = mapped_column(sa.String(40))
+    reason: Mapped[str] = mapped_column(sa.Text)
+    phase_id: Mapped[int | None] = mapped_column(sa.ForeignKey("phase.id"))
+    submission_id: Mapped[int | None] = mapped_column(sa.ForeignKey("submission.id"))
 
 
 S = SubmissionStatus
@@ -322,8 +358,11 @@ TRANSITIONS: dict[SubmissionStatus, frozenset[SubmissionStatus]] = {
 
 
 def transition(submission: Submission, new_status: SubmissionStatus | str,
-               *, now: datetime | None = None) -> None:
+               *, now: datetime | None = None, lost: bool = True) -> None:
     """Move a submission to new_status, keeping its timestamps, lease and attempts in step.
+
+    running -> submitted counts an attempt when the run was `lost` (lease expired, worker
+    crashed), not when a worker handed its lease back at a clean shutdown.
 
     Raises IllegalTransition for a move the state machine (module docstring) forbids.
     """
@@ -338,7 +377,7 @@ def transition(submission: Submission, new_status: SubmissionStatus | str,
     elif new in (S.FINISHED, S.FAILED, S.CANCELLED):
         submission.finished_at = now
     elif new is S.SUBMITTED:
-        if old is S.RUNNING:  # the run was lost (lease expired, worker crashed)
+        if old is S.RUNNING and lost:
             submission.attempts = (submission.attempts or 0) + 1
         submission.started_at = None
         submission.finished_at = None

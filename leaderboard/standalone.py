@@ -20,18 +20,17 @@ import math
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
+from evaluator.db.challenges import STANDALONE_CHALLENGE, find_phase
+from evaluator.db.engine import Store
+from evaluator.db.evaluations import record_local_run
+from evaluator.db.models import Submission
+from evaluator.errors import NotFound
+from evaluator.files import write_atomic
 from evaluator.results import EvaluationResult
-from evaluator.run_files import write_atomic
-from evaluator.store import STANDALONE_CHALLENGE, Store, record_local_run
-from leaderboard.phase_board import find_phase, phase_board, phase_standings, snapshot
-from leaderboard.render import (
-    README_END,
-    README_START,
-    board_html,
-    board_json,
-    board_pictures,
-    update_readme,
-)
+from leaderboard.phase_board import phase_board, phase_standings, snapshot
+from leaderboard.publish.files import write_board_files
 
 
 def update_board(store: Store, output_dir: Path, phase: str, *,
@@ -43,7 +42,8 @@ def update_board(store: Store, output_dir: Path, phase: str, *,
     with store.session() as session:
         row = find_phase(session, STANDALONE_CHALLENGE, phase)
         if row is None:
-            raise LookupError(f"phase {phase!r} has no recorded runs")
+            raise NotFound(f"phase {phase!r} has no recorded runs; run `probeboard evaluate "
+                           f"--phase {phase}` first")
         result = phase_standings(session, row)
         board = phase_board(session, row, now=now)
         experiments = {
@@ -65,13 +65,7 @@ def update_board(store: Store, output_dir: Path, phase: str, *,
         ])
     stamp = now.astimezone().strftime("%Y%m%d_%H%M%S")
     write_atomic(folder / f"leaderboard_{stamp}.csv", buffer.getvalue().encode())
-    write_atomic(folder / "leaderboard.json", board_json(board).encode())
-    write_atomic(folder / "leaderboard.html", board_html(board).encode())
-    readme = folder / "README.md"
-    text = (readme.read_text(encoding="utf-8") if readme.exists()
-            else f"# Leaderboard: {phase}\n\n{README_START}\n{README_END}\n")
-    write_atomic(readme, update_readme(text, [board]).encode())
-    board_pictures(board, folder)
+    write_board_files(board, folder)
     return folder
 
 
@@ -80,20 +74,20 @@ def _cell(value: float) -> str:
 
 
 def record_run(store: Store, result: EvaluationResult, *, run_dir: Path, phase: str,
-               method_name: str, submission_file: Path) -> int:
+               method_name: str, submission_file: Path, is_baseline: bool = False) -> int:
     """Record a standalone run (idempotent per run folder) and snapshot the phase's
     standings; return the submission id."""
     digest = hashlib.sha256()
     with submission_file.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    submission_id, created = record_local_run(
+
+    def snapshot_phase(session: Session, submission: Submission) -> None:
+        snapshot(session, submission.phase, reason=f"run {run_dir.name} recorded")
+
+    submission_id, _ = record_local_run(
         store, result, phase=phase, method_name=method_name, run_dir=run_dir,
         file_sha256=digest.hexdigest(), file_name=submission_file.name,
+        is_baseline=is_baseline, follow_up=snapshot_phase,
     )
-    if created:
-        with store.write() as session:
-            row = find_phase(session, STANDALONE_CHALLENGE, phase)
-            assert row is not None  # record_local_run just created it
-            snapshot(session, row, reason=f"run {run_dir.name} recorded")
     return submission_id

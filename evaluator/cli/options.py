@@ -1,0 +1,58 @@
+"""Options and helpers that several command groups share."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from evaluator.config import EvaluationConfig
+    from evaluator.db.engine import Store
+    from evaluator.results import EvaluationResult
+
+
+def add_database(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database", metavar="URL",
+                        help="scoring database URL (default: OUTPUT_DIR/probeboard.db, SQLite)")
+
+
+def open_database(args: argparse.Namespace) -> Store:
+    from evaluator.db.engine import open_store
+
+    store = open_store(args.database, path=args.output_dir / "probeboard.db")
+    store.upgrade()
+    return store
+
+
+def add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=None,
+                        help="worker threads for the probes (default: every core)")
+
+
+def load_config(path: Path | None) -> EvaluationConfig:
+    from evaluator.config import EvaluationConfig, load_config
+
+    return load_config(path) if path else EvaluationConfig()
+
+
+def score_with_progress(labels: Path, submission: Path, config: EvaluationConfig,
+                        threads: int | None) -> EvaluationResult:
+    """The engine, with a progress bar over the tasks on a terminal."""
+    from tqdm import tqdm
+
+    from evaluator.engine import score_submission
+    from evaluator.protocol import select_tasks
+    from evaluator.tasks import read_tasks
+
+    tasks = read_tasks(labels)
+    total = len(select_tasks(tasks, config.task_filter))
+    with tqdm(total=total, unit="task", disable=None, file=sys.stderr) as bar:
+        return score_submission(labels, submission, config, threads=threads, tasks=tasks,
+                                on_task_done=lambda _: bar.update(1))
+
+
+def print_warnings(result: EvaluationResult) -> None:
+    for warning in result.warnings:
+        print(f"warning: {warning}")
