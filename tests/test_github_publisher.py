@@ -202,3 +202,25 @@ def test_connection_error_is_retryable(server: GitHubServer) -> None:
         publisher.publish(TARGET, FILES, with_table("t"), "Update")
     assert caught.value.retryable and caught.value.status is None
     assert TOKEN not in str(caught.value)
+
+
+def test_publish_at_the_repository_root(server: GitHubServer,
+                                        publisher: GitHubPublisher) -> None:
+    publisher.publish(GitHubTarget(REPO, "main"), FILES, with_table("| t |"), "Update")
+    assert server.read_file(REPO, "main", "leaderboard.json") == FILES["leaderboard.json"]
+
+
+def test_readme_not_utf8_is_a_config_error(server: GitHubServer,
+                                           publisher: GitHubPublisher) -> None:
+    server.commit_files(REPO, "main", {"README.md": b"\xff\xfe latin-1?"})
+    with pytest.raises(ConfigError, match=r"README\.md"):
+        publisher.publish(TARGET, FILES, with_table("| t |"), "Update")
+
+
+def test_pygithub_does_not_retry_by_itself(server: GitHubServer,
+                                           publisher: GitHubPublisher) -> None:
+    # The outbox owns retries and backoff: one failed request is one ServiceError.
+    server.server_error_next(count=5, status=502, method="POST", path="/git/blobs$")
+    with pytest.raises(ServiceError):
+        publisher.publish(TARGET, FILES, with_table("| t |"), "Update")
+    assert [p for m, p in server.requests if m == "POST"] == [f"/repos/{REPO}/git/blobs"]

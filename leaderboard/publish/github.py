@@ -122,9 +122,9 @@ class GitHubPublisher:
         # A truncated listing (over ~100k entries) is incomplete: then upload everything.
         known = {} if listing.truncated else {
             e.path: e.sha for e in listing.tree if e.type == "blob"}
-        readme = self._readme(repo, target, head, known, listing.truncated)
-        try:
-            new_readme = update_readme(readme)
+        try:  # UnicodeDecodeError is a ValueError too: a README that is not UTF-8
+            new_readme = update_readme(self._readme(repo, target, head, known,
+                                                    listing.truncated))
         except ValueError as error:
             raise ConfigError(f"{target.repo}:{target.readme}: {error}") from None
         content = {**wanted, target.readme: new_readme.encode()}

@@ -31,6 +31,7 @@ import socket
 import threading
 import time
 import urllib.parse
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -306,9 +307,10 @@ class GitHubServer:
                                        files: Mapping[str, bytes | str], times: int = 1) -> None:
         """Another writer commits `files` to `branch` between our read of the ref and our
         PATCH of it, for the next `times` ref updates."""
-        for i in range(times):
-            self.ref_update_hooks.append(
-                lambda i=i: self.commit_files(full_name, branch, files, f"Another writer {i}"))
+        with self.lock:
+            for i in range(times):
+                self.ref_update_hooks.append(lambda i=i: self.commit_files(
+                    full_name, branch, files, f"Another writer {i}"))
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
@@ -423,7 +425,7 @@ class _Routes:
 
     def get_repo(self, query: dict[str, str], data: dict[str, Any]) -> tuple[int, Any]:
         r = self.repo
-        return 200, {"id": abs(hash(r.name)) % 10**6, "name": r.name,
+        return 200, {"id": zlib.crc32(r.name.encode()), "name": r.name,
                      "full_name": f"{r.owner}/{r.name}", "owner": {"login": r.owner},
                      "default_branch": r.default_branch, "private": False, "url": self.url}
 
