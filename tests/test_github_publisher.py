@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -173,7 +174,8 @@ def _fault_empty(server: GitHubServer) -> None:
 ])
 def test_errors_map_to_kind_and_retryable(
         server: GitHubServer, publisher: GitHubPublisher, caplog: pytest.LogCaptureFixture,
-        fault, kind, retryable, status, retry_after) -> None:  # type: ignore[no-untyped-def]
+        fault: Callable[[GitHubServer], None], kind: type[ServiceError], retryable: bool,
+        status: int, retry_after: tuple[float, float] | None) -> None:
     # PyGithub logs every request with its headers at DEBUG (its logger is set to INFO).
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="github")
@@ -186,6 +188,7 @@ def test_errors_map_to_kind_and_retryable(
     if retry_after is None:
         assert error.retry_after is None
     else:
+        assert error.retry_after is not None
         assert retry_after[0] <= error.retry_after <= retry_after[1]
     if kind is ServiceAuthError:
         assert "GITHUB_TOKEN" in str(error)
@@ -224,3 +227,26 @@ def test_pygithub_does_not_retry_by_itself(server: GitHubServer,
     with pytest.raises(ServiceError):
         publisher.publish(TARGET, FILES, with_table("| t |"), "Update")
     assert [p for m, p in server.requests if m == "POST"] == [f"/repos/{REPO}/git/blobs"]
+
+
+def test_two_publishers_racing_both_land(server: GitHubServer) -> None:
+    """Real concurrency: the non-force ref update is a compare-and-swap, so neither commit
+    is lost, whichever order the requests interleave in."""
+    results: dict[str, str | None] = {}
+
+    def run(name: str) -> None:
+        pub = GitHubPublisher(TOKEN, base_url=server.base_url, seconds_between_writes=None,
+                              max_attempts=10)
+        target = GitHubTarget(REPO, "main", folder=name)
+        results[name] = pub.publish(target, FILES, with_table("| t |"), f"from {name}")
+        pub.close()
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    files = server.files(REPO, "main")
+    assert {"a/leaderboard.json", "b/leaderboard.json"} <= set(files)
+    messages = [c.message for c in server.commits(REPO, "main")]
+    assert sorted(messages[:2]) == ["from a", "from b"] and len(messages) == 3
