@@ -49,45 +49,15 @@ def worker_read(submission: str) -> dict:
 
 def worker_evaluate(labels: str, submission: str, folds: int, threads: int) -> dict:
     from evaluator.config import EvaluationConfig
-    from evaluator.protocol import evaluate, prepare
-    from evaluator.submission import read_submission
-    from evaluator.tasks import read_tasks
-    from evaluator.threads import use_threads
+    from evaluator.engine import score_submission, warm_up
 
-    use_threads(threads)
     config = EvaluationConfig(k_folds=folds, epochs=20, batch_size=64, learning_rate=1e-3)
-    warm(config)
+    warm_up(config)  # kernels loaded outside the timing, as a long-running daemon has them
     started = time.perf_counter()
-    tasks = read_tasks(labels)
-    result = evaluate(tasks, prepare(read_submission(submission), tasks, config), config)
+    result = score_submission(labels, submission, config, threads=threads)
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "peak_rss_mb": memory_kib("VmHWM") / 1024,
             "mean_q": result.mean_quality, "threads": threads}
-
-
-def warm(config) -> None:
-    """Load the compiled kernels (cached on disk after the first run) outside the timing,
-    as a long-running daemon has them: numba's one-time load costs ~0.4 s a process."""
-    import numpy as np
-
-    from evaluator.probes.linear import train_linear_folds
-    from evaluator.submission import read_submission
-
-    with tempfile.TemporaryDirectory() as folder:
-        small = Path(folder) / "small.csv"  # over 1 MB: the parallel parser is loaded too
-        rows = (f"id{i}," + ",".join(f"{(i * 7 + d) % 13 / 7:.6f}" for d in range(64))
-                for i in range(2500))
-        small.write_text("id," + ",".join(map(str, range(64))) + "\n" + "\n".join(rows))
-        read_submission(small)
-
-    rows = np.arange(8, dtype=np.int32)
-    for classification in (False, True):
-        train_linear_folds(
-            np.ones((10, 4), np.float32), np.ones(10, np.float32), classification=classification,
-            train_rows=rows[None, None], test_rows=rows[None, :2],
-            init_weight=np.zeros((1, 4), np.float32), init_bias=np.zeros(1, np.float32),
-            batch_size=config.batch_size, learning_rate=config.learning_rate,
-        )
 
 
 def worker_oracle(labels: str, submission: str, folds: int) -> dict:
