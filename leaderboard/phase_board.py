@@ -49,7 +49,7 @@ def scored_submissions(session: Session, phase: Phase) -> list[Scored]:
 
 def phase_standings(session: Session, phase: Phase) -> Standings:
     return standings(scored_submissions(session, phase), list(phase.tasks),
-                     phase.counting_rule.value)
+                     phase.counting_rule)
 
 
 def snapshot(session: Session, phase: Phase, reason: str) -> StandingsSnapshot:

@@ -11,15 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 import numpy as np
 
+from evaluator.db.models import CountingRule
 from leaderboard.board import Board, BoardEntry
 from leaderboard.ranking import Ranking, rank_entries
 from leaderboard.stability import rank_stability
-
-CountingRule = Literal["latest_public", "best"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ def counted(scored: Iterable[Scored], rule: CountingRule) -> list[Scored]:
         if not entry.is_baseline:
             by_team.setdefault(entry.team, []).append(entry)
     for entries in by_team.values():
-        if rule == "latest_public":
+        if rule == CountingRule.LATEST_PUBLIC:
             chosen.append(max(entries, key=lambda e: (e.submitted_at, e.submission_id)))
         else:
             # Best mean Q; an entry with a NaN task sorts last; ties go to the earliest.

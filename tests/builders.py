@@ -130,6 +130,20 @@ def write_challenge(
     return labels, submission
 
 
+def write_unrelated_submission(like: Path, out: Path, *, seed: int = 0) -> Path:
+    """The same ids and columns as `like` with embeddings that carry no signal: a method
+    that must rank below one whose embeddings explain the labels."""
+    rng = np.random.default_rng(seed)
+    header, *rows = like.read_text().splitlines()
+    dim = len(header.split(",")) - 1
+    lines = [header] + [
+        row.split(",", 1)[0] + "," + ",".join(f"{v:.6g}" for v in rng.normal(size=dim))
+        for row in rows
+    ]
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
 # ---- probe inputs -----------------------------------------------------------------------
 
 

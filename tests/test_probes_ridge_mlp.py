@@ -14,7 +14,7 @@ from evaluator import randomness
 from evaluator.config import EvaluationConfig
 from evaluator.errors import ConfigError
 from evaluator.probes import mlp, ridge
-from evaluator.probes.ridge import score_outputs
+from evaluator.probes.scoring import score_outputs
 from tests.builders import make_probe_task, reference_score
 
 # --- the shared score function --------------------------------------------------------

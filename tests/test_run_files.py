@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from evaluator import files, run_files
+from evaluator import files
 from evaluator.errors import ConfigError, LabelError
 from evaluator.files import to_json_value, write_atomic
 from evaluator.run_files import format_table, write_run

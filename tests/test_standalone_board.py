@@ -6,30 +6,37 @@ import csv
 import json
 from pathlib import Path
 
-from tests.builders import TaskSpec, probeboard, write_challenge
+from tests.builders import TaskSpec, probeboard, write_challenge, write_unrelated_submission
 
 SPECS = [TaskSpec("biomass", 50), TaskSpec("crops", 60, classification=True)]
 
 
 def test_runs_are_recorded_ranked_and_published(tmp_path: Path) -> None:
-    labels, submission = write_challenge(tmp_path / "a", SPECS, dim=8, seed=1)
-    # The same ids with other embeddings: a second method.
-    _, other = write_challenge(tmp_path / "b", SPECS, dim=8, seed=1)
+    labels, informative = write_challenge(tmp_path, SPECS, dim=8, seed=1)
+    # The same ids with embeddings that explain nothing: a weaker method.
+    unrelated = write_unrelated_submission(informative, tmp_path / "unrelated.csv")
     config = tmp_path / "config.yaml"
-    config.write_text("k_folds: 3\nepochs: 2\nupdate_leaderboard: true\n")
+    config.write_text("k_folds: 3\nprobe_type: ridge\nupdate_leaderboard: true\n")
     out = tmp_path / "out"
-    for method, path in (("first", submission), ("second", submission), ("second", other)):
+    # "second" runs twice, its good run first: it must count with that best run, not its
+    # latest, and so rank above "first", whose only run explains nothing.
+    runs = (("second", informative), ("first", unrelated), ("second", unrelated))
+    for method, path in runs:
         done = probeboard("evaluate", "--labels", labels, "--submission", path, "--output", out,
                           "--config", config, "--method", method, "--phase", "dev")
         assert done.returncode == 0, done.stderr
+    (second_best, _) = sorted((out / "dev").glob("second_*"))
     folder = out / "leaderboards" / "dev"
     board = json.loads((folder / "leaderboard.json").read_text())
     assert board["schema"] == "probeboard.leaderboard/1"
-    assert sorted(entry["team"] for entry in board["entries"]) == ["first", "second"]
+    assert [entry["team"] for entry in board["entries"]] == ["second", "first"]
+    assert [entry["rank"] for entry in board["entries"]] == [1, 2]
+    assert board["entries"][0]["mean_q"] > board["entries"][1]["mean_q"]
     assert len(board["history"]) == 3  # a snapshot per recorded run
     latest_csv = sorted(folder.glob("leaderboard_*.csv"))[-1]
     rows = list(csv.DictReader(latest_csv.open()))
-    assert len(rows) == 2 and {row["aggregated_rank"] for row in rows} <= {"1", "2"}
+    assert [(row["experiment"], row["aggregated_rank"]) for row in rows] == [
+        (second_best.name, "1"), (sorted((out / "dev").glob("first_*"))[0].name, "2")]
     assert (folder / "README.md").read_text().count("| Rank | Team | Mean Q |") == 1
     assert "<table" in (folder / "leaderboard.html").read_text()
     assert {p.name for p in folder.glob("dev-*")} == {

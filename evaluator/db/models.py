@@ -225,11 +225,6 @@ class Submission(Base):
         back_populates="submission", order_by="Evaluation.id"
     )
 
-    @property
-    def competing(self) -> bool:
-        """Host and baseline submissions are ranked but never win (protocol section 7)."""
-        return not (self.is_host or self.is_baseline)
-
 
 class Evaluation(Base):
     """One scoring run of a submission: what ran (config, code) and how long it took."""

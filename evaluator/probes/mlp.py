@@ -22,7 +22,7 @@ from evaluator import randomness
 from evaluator.config import EvaluationConfig
 from evaluator.errors import ConfigError
 from evaluator.probes import check_params
-from evaluator.probes.ridge import score_outputs
+from evaluator.probes.scoring import score_outputs
 from evaluator.results import FoldRun
 
 DEFAULT_HIDDEN = (256,)

@@ -11,8 +11,6 @@ fold's training mean). The Woodbury identity then needs one (m+1) x (m+1) Choles
 fold on blocks of H = X' A^-1 X'^T (precomputed once) instead of downdating and factorising
 an N x N matrix per fold: m^3/3 instead of m N^2 + N^3/3 multiply-adds per fold, for
 m = n_test = 470 and N = 1,024. Everything is float64.
-
-`score_outputs` is the reference metric for any probe's raw outputs (the MLP uses it too).
 """
 
 from __future__ import annotations
@@ -26,47 +24,13 @@ import torch
 from evaluator.config import EvaluationConfig
 from evaluator.errors import ConfigError
 from evaluator.probes import check_params
+from evaluator.probes.scoring import score_outputs
 from evaluator.results import FoldRun
 
 # Precompute H = X' A^-1 X'^T when it fits; beyond that (e.g. the 13k-row nodata task)
 # each fold's block is formed from the whitened rows instead.
 HAT_MAX_BYTES = 512 * 2**20
 CHUNK_BYTES = 128 * 2**20  # per batch of folds solved together
-
-
-def score_outputs(outputs: np.ndarray, targets: np.ndarray, classification: bool) -> np.ndarray:
-    """Reference test score per fold: outputs, targets [K, n_test] -> [K] float64.
-
-    Regression: R^2 as torchmetrics R2Score computes it, in float32 on exactly rounded
-    sums. Classification: F1 of the positive class at threshold 0.5 on sigmoid(output),
-    except that a fold whose outputs all lie in [0, 1] is taken as probabilities (no
-    sigmoid), as torchmetrics' BinaryF1Score does; F1 = 0 without true positives. As in
-    the reference, a NaN output simply counts as negative. Non-finite scores become NaN.
-    """
-    outputs = np.asarray(outputs, dtype=np.float32)
-    targets = np.asarray(targets, dtype=np.float32)
-    with np.errstate(all="ignore"):
-        if classification:
-            in_unit = ((outputs >= 0) & (outputs <= 1)).all(axis=1, keepdims=True)
-            # The sigmoid in float32 as linear._sigmoid: tiny positive logits round to 0.5.
-            sigmoid = np.float32(1) / (np.float32(1) + np.exp(-outputs.astype(np.float64))
-                                       .astype(np.float32))
-            positive = np.where(in_unit, outputs, sigmoid) > np.float32(0.5)
-            truth = targets == 1
-            tp = (positive & truth).sum(axis=1)
-            fp = (positive & ~truth).sum(axis=1)
-            fn = (~positive & truth).sum(axis=1)
-            scores = np.where(tp == 0, 0.0, 2.0 * tp / np.maximum(2 * tp + fp + fn, 1))
-        else:
-            observed = targets.astype(np.float64)
-            residual = observed - outputs.astype(np.float64)
-            sum_obs = observed.sum(axis=1).astype(np.float32)
-            sum_sq = (observed * observed).sum(axis=1).astype(np.float32)
-            rss = (residual * residual).sum(axis=1).astype(np.float32)
-            mean_obs = sum_obs / np.float32(targets.shape[1])
-            tss = sum_sq - sum_obs * mean_obs
-            scores = (np.float32(1) - rss / tss).astype(np.float64)
-    return np.where(np.isfinite(scores), scores, np.nan)
 
 
 def ridge_outputs(

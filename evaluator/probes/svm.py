@@ -13,7 +13,7 @@ scored once on its test rows. That is what this module does:
   [start, end] (or from kernel_degree_list), coef0 uniform over kernel_coef0_start_end when
   given (else 0); without kernel_gamma_start_end gamma is scikit-learn's "scale";
 - the fold's score is F1 of the SVC's class predictions (scikit-learn's "f1" scorer, as the
-  reference) or R^2 of the SVR's predictions, via ridge.score_outputs.
+  reference) or R^2 of the SVR's predictions, via probes.scoring.score_outputs.
 
 Differences, on purpose:
 - The reference searches with scikit-optimize's BayesSearchCV. probeboard does not add that
@@ -59,7 +59,7 @@ from sklearn.svm import SVC, SVR
 from evaluator.config import EvaluationConfig
 from evaluator.errors import ConfigError
 from evaluator.probes import check_params
-from evaluator.probes.ridge import score_outputs
+from evaluator.probes.scoring import score_outputs
 from evaluator.results import FoldRun
 
 log = logging.getLogger(__name__)
