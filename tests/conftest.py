@@ -1,3 +1,3 @@
-"""Shared fixtures: a throwaway PostgreSQL server (tests/postgres.py)."""
+"""Shared fixtures: a throwaway PostgreSQL server, scoring databases on both backends."""
 
-pytest_plugins = ["tests.postgres"]
+pytest_plugins = ["tests.postgres", "tests.databases"]

@@ -8,11 +8,10 @@ import sys
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -20,7 +19,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 
-from evaluator.db.challenges import get_or_create_challenge, get_or_create_phase, get_or_create_team
+from evaluator.db.challenges import get_or_create_challenge
 from evaluator.db.engine import Store, head_revision, open_store, revisions
 from evaluator.db.evaluations import record_evaluation, record_local_run
 from evaluator.db.models import (
@@ -41,44 +40,10 @@ from evaluator.db.models import (
 from evaluator.db.submissions import intake_submission
 from evaluator.errors import ConfigError, IllegalTransition
 from tests.builders import make_result
+from tests.databases import seed_phase
 
-BACKENDS = ["sqlite", "postgresql"]
 TABLES = {"challenge", "phase", "team", "submission", "evaluation", "task_score",
           "standings_snapshot", "publication"}
-
-
-@pytest.fixture(params=BACKENDS)
-def new_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], str]:
-    """Makes URLs of fresh, empty databases on the parametrized backend."""
-    if request.param == "sqlite":
-        counter = iter(range(1000))
-        return lambda: f"sqlite:///{tmp_path}/store{next(counter)}.db"
-    server = request.getfixturevalue("postgres_server")  # started only when needed
-    return server.create_database
-
-
-@pytest.fixture
-def empty_store(new_url: Callable[[], str]) -> Iterator[Store]:
-    store = open_store(new_url())
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def store(empty_store: Store) -> Store:
-    empty_store.upgrade()
-    return empty_store
-
-
-def seed_phase(session: Any, **phase: Any) -> tuple[Phase, Team]:
-    challenge = get_or_create_challenge(session, "embed-2026", "Embedding compression")
-    settings: dict[str, Any] = {"tasks": ["biomass_mean", "clouds"], **phase}
-    scoring = {"k_folds": settings.pop("k_folds", 5), "seed": settings.pop("seed", 42)}
-    phase_row = get_or_create_phase(session, challenge, "development", scoring=scoring,
-                                    **settings)
-    team = get_or_create_team(session, challenge, source="evalai", source_id="17",
-                              name="team seventeen")
-    return phase_row, team
 
 
 # ---- migrations ------------------------------------------------------------------------
