@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from evaluator.models import Phase
     from evaluator.results import EvaluationResult
     from evaluator.store import Store
-    from leaderboard.board import Board
 
 log = logging.getLogger("probeboard")
 
@@ -148,7 +147,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def run_leaderboard(args: argparse.Namespace) -> int:
     from evaluator.errors import ConfigError
     from leaderboard.phase_board import phase_board
-    from leaderboard.render import board_html, board_json, readme_table
+    from leaderboard.render.board_json import board_json
+    from leaderboard.render.html import board_html
+    from leaderboard.render.markdown import readme_table
+    from leaderboard.render.text import board_text
 
     default = args.output_dir / "probeboard.db"
     if args.database is None and not default.exists():  # reading must not create one
@@ -183,24 +185,6 @@ def challenge_phases(session: Session, challenge: str) -> list[Phase]:
     return list(session.scalars(
         sa.select(Phase).join(Challenge).where(Challenge.slug == challenge).order_by(Phase.slug)
     ))
-
-
-def board_text(board: Board) -> str:
-    """A readable terminal table."""
-    from leaderboard.render import plain_name
-
-    lines = [f"{board.challenge} / {board.phase}",
-             f"{'rank':>4}  {'team':<32} {'mean Q':>8} {'score':>7} {'interval':>9}"]
-    for entry in board.entries:
-        rank = str(entry.rank) if entry.rank is not None else "-"
-        interval = "{}-{}".format(*entry.rank_interval) if entry.rank_interval else ""
-        score = f"{entry.weighted_score:.3f}" if entry.weighted_score is not None else ""
-        name = plain_name(entry.team)[:32] + ("" if entry.competing else " *")
-        lines.append(f"{rank:>4}  {name:<32} {entry.mean_quality:>8.3f} {score:>7} "
-                     f"{interval:>9}")
-    if not all(entry.competing for entry in board.entries):
-        lines.append("* non-competing (baseline or host entry)")
-    return "\n".join(lines)
 
 
 def run_check(args: argparse.Namespace) -> int:

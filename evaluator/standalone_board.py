@@ -24,14 +24,10 @@ from evaluator.results import EvaluationResult
 from evaluator.run_files import write_atomic
 from evaluator.store import STANDALONE_CHALLENGE, Store, record_local_run
 from leaderboard.phase_board import find_phase, phase_board, phase_standings, snapshot
-from leaderboard.render import (
-    README_END,
-    README_START,
-    board_html,
-    board_json,
-    board_pictures,
-    update_readme,
-)
+from leaderboard.render.board_json import board_json
+from leaderboard.render.html import board_html
+from leaderboard.render.markdown import README_END, README_START, update_readme
+from leaderboard.render.pictures import board_pictures
 
 
 def update_board(store: Store, output_dir: Path, phase: str, *,

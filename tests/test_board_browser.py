@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from leaderboard.render import board_html, plain_name
+from leaderboard.render.escape import plain_name
+from leaderboard.render.html import board_html
 from tests.test_render import make_board
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

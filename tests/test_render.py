@@ -17,21 +17,18 @@ from hypothesis import strategies as st
 
 from leaderboard.board import Board, BoardEntry, entries_from_ranking
 from leaderboard.ranking import rank_entries
-from leaderboard.render import (
+from leaderboard.render.board_json import (
     HIDDEN_BOARD_KEYS,
     HIDDEN_ENTRY_KEYS,
-    NON_COMPETING_MARK,
-    README_END,
-    README_START,
     SCHEMA,
     SCHEMA_ID,
-    board_html,
     board_json,
-    board_pictures,
-    plain_name,
-    readme_table,
-    update_readme,
 )
+from leaderboard.render.escape import plain_name
+from leaderboard.render.formatting import NON_COMPETING_MARK
+from leaderboard.render.html import board_html
+from leaderboard.render.markdown import README_END, README_START, readme_table, update_readme
+from leaderboard.render.pictures import board_pictures
 
 NASTY = [
     "__#bold team__|[e]",

@@ -1,0 +1,242 @@
+"""The HTML board: one self-contained page (inline CSS, script and SVG; no external assets).
+
+Sections: sortable standings (with a rank-interval bar per entry), the per-task heatmap
+(not in a hidden-task phase) and the rank-evolution chart. The stylesheet and the sorting
+script are the package files ``board.css`` and ``board.js``, inlined into every page.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from importlib.resources import files
+
+from leaderboard.board import Board, BoardEntry
+from leaderboard.render.escape import html_text, short_name
+from leaderboard.render.formatting import (
+    NON_COMPETING_MARK,
+    finite,
+    fmt,
+    interval_text,
+    iso,
+    stamp,
+)
+from leaderboard.render.history import PALETTE, history_series
+
+# viridis at 0, 1/4, 1/2, 3/4, 1: a sequential map readable in greyscale and by most
+# colour-blind readers; interpolated in Python so the HTML needs no script for colours.
+_VIRIDIS = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
+
+
+@cache
+def _asset(name: str) -> str:
+    """A file of this package: board.css, or board.js (sorts the standings by each cell's
+    data-value, numbers or text; an empty data-value sorts last)."""
+    return files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+def _viridis(x: float) -> tuple[int, int, int]:
+    x = min(max(x, 0.0), 1.0) * (len(_VIRIDIS) - 1)
+    i = min(int(x), len(_VIRIDIS) - 2)
+    f = x - i
+    lo, hi = _VIRIDIS[i], _VIRIDIS[i + 1]
+    r, g, b = (round(a + (c - a) * f) for a, c in zip(lo, hi, strict=True))
+    return r, g, b
+
+
+def _column_scale(board: Board, task: str) -> tuple[float, float]:
+    """Min and max Q of a task: each task is coloured on its own scale (Q ranges differ)."""
+    values = [q for e in board.entries if (q := finite(e.task_quality.get(task))) is not None]
+    return (min(values), max(values)) if values else (0.0, 0.0)
+
+
+def _heat(value: float | None, lo: float, hi: float) -> str:
+    """Inline style for a heatmap cell: background from viridis, readable text colour."""
+    if value is None or not math.isfinite(value):
+        return "background:#eeeeee;color:#555555"
+    r, g, b = _viridis((value - lo) / (hi - lo) if hi > lo else 0.5)
+    text = "#000000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#ffffff"
+    return f"background:#{r:02x}{g:02x}{b:02x};color:{text}"
+
+
+def _interval_svg(entry: BoardEntry, places: int) -> str:
+    """A small bar: the 95% rank interval over 1..places, with a dot at the rank."""
+    width, height, pad = 100, 12, 4
+
+    def x(rank: int) -> float:
+        return pad + (width - 2 * pad) * ((rank - 1) / max(places - 1, 1))
+
+    parts = [
+        f'<svg class="interval" width="{width}" height="{height}" role="img" '
+        f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+        f'<line x1="{pad}" x2="{width - pad}" y1="6" y2="6" stroke="#ddd"/>',
+    ]
+    if entry.rank_interval is not None:
+        lo, hi = entry.rank_interval
+        parts.append(
+            f'<rect x="{x(lo):.1f}" y="3" width="{max(x(hi) - x(lo), 2):.1f}" height="6" '
+            'fill="#7aa6d6"/>'
+        )
+    if entry.rank is not None:
+        parts.append(f'<circle cx="{x(entry.rank):.1f}" cy="6" r="3" fill="#1f3b73"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _standings_html(board: Board) -> str:
+    places = max([e.rank for e in board.entries if e.rank is not None], default=1)
+    for e in board.entries:
+        if e.rank_interval is not None:
+            places = max(places, e.rank_interval[1])
+    head = (
+        '<thead><tr><th data-type="number">Rank</th><th data-type="text">Team</th>'
+        '<th data-type="number">Mean Q</th><th data-type="number">Weighted score</th>'
+        '<th data-type="number">Rank interval (95%)</th></tr></thead>'
+    )
+    rows = []
+    for entry in board.entries:
+        team = html_text(entry.team)
+        mark = "" if entry.competing else f' <span class="mark">{NON_COMPETING_MARK}</span>'
+        mean, score = finite(entry.mean_quality), finite(entry.weighted_score)
+        lo = "" if entry.rank_interval is None else str(entry.rank_interval[0])
+        rows.append(
+            f'<tr data-team="{team}"' + ("" if entry.competing else ' class="noncompeting"') + ">"
+            f'<td class="num" data-value="{"" if entry.rank is None else entry.rank}">'
+            f"{'–' if entry.rank is None else entry.rank}</td>"
+            f'<td class="team" data-value="{team}"><bdi>{team}</bdi>{mark}</td>'
+            f'<td class="num" data-value="{"" if mean is None else repr(mean)}">'
+            f"{fmt(mean)}</td>"
+            f'<td class="num" data-value="{"" if score is None else repr(score)}">'
+            f"{fmt(score)}</td>"
+            f'<td class="num" data-value="{lo}">{interval_text(entry)} '
+            f"{_interval_svg(entry, places)}</td></tr>"
+        )
+    return '<table id="standings">' + head + "<tbody>\n" + "\n".join(rows) + "\n</tbody></table>"
+
+
+def _heatmap_html(board: Board) -> str:
+    scales = {t: _column_scale(board, t) for t in board.tasks}
+    head = "".join(
+        f"<th>{html_text(t)}<br><small>w = {fmt(board.weights.get(t), 3)}</small></th>"
+        for t in board.tasks
+    )
+    rows = []
+    for entry in board.entries:
+        cells = []
+        for task in board.tasks:
+            q = finite(entry.task_quality.get(task))
+            cells.append(f'<td class="num" style="{_heat(q, *scales[task])}">{fmt(q, 2)}</td>')
+        rows.append(
+            f'<tr data-team="{html_text(entry.team)}"><td class="team">'
+            f"<bdi>{html_text(entry.team)}</bdi></td>{''.join(cells)}</tr>"
+        )
+    return (
+        '<table id="heatmap"><thead><tr><th>Team</th>'
+        + head
+        + "</tr></thead><tbody>\n"
+        + "\n".join(rows)
+        + "\n</tbody></table>"
+    )
+
+
+def rank_evolution_svg(board: Board) -> str:
+    """Inline SVG: one line per team, rank 1 at the top, one x step per snapshot."""
+    series = history_series(board)
+    snapshots = len(board.history)
+    worst = max([r for ranks in series.values() for r in ranks if r], default=1)
+    left, right, top, bottom, label_w = 40, 20, 20, 40, 200
+    width = max(480, 60 * snapshots) + left + right + label_w
+    height = top + bottom + 24 * max(worst, 2)
+    plot_w, plot_h = width - left - right - label_w, height - top - bottom
+
+    def x(i: int) -> float:
+        return left + plot_w * (i / max(snapshots - 1, 1))
+
+    def y(rank: int) -> float:
+        return top + plot_h * ((rank - 1) / max(worst - 1, 1))
+
+    parts = [
+        f'<svg id="rank-evolution" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        'aria-label="Rank of each team over time">',
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>',
+    ]
+    for rank in range(1, worst + 1):
+        parts.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y(rank):.1f}" y2="{y(rank):.1f}" '
+            f'stroke="#eee"/><text x="{left - 8}" y="{y(rank) + 4:.1f}" font-size="11" '
+            f'text-anchor="end">{rank}</text>'
+        )
+    if snapshots:
+        # First date starts at the axis, last one ends there: neither is cut by the edge.
+        for i, anchor in sorted({snapshots - 1: "end", 0: "start"}.items()):
+            parts.append(
+                f'<text x="{x(i):.1f}" y="{height - bottom + 18}" font-size="11" '
+                f'text-anchor="{anchor}">{stamp(board.history[i][0])[:16]}</text>'
+            )
+    else:
+        parts.append(f'<text x="{left}" y="{top + 12}" font-size="12">No history yet.</text>')
+    for n, (team, ranks) in enumerate(series.items()):
+        colour = PALETTE[n % len(PALETTE)]
+        name = html_text(team)
+        segment: list[str] = []
+        segments = []
+        for i, rank in enumerate([*ranks, None]):  # trailing None flushes the last segment
+            if rank is None:
+                if segment:
+                    segments.append(segment)
+                segment = []
+            else:
+                segment.append(f"{x(i):.1f},{y(rank):.1f}")
+        # The full name is in <title> (a tooltip); the line-end label is cut to fit.
+        parts.append(f'<g data-team="{name}"><title>{name}</title>')
+        for seg in segments:
+            if len(seg) == 1:
+                cx, cy = seg[0].split(",")
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{colour}"/>')
+            else:
+                parts.append(
+                    f'<polyline points="{" ".join(seg)}" fill="none" stroke="{colour}" '
+                    'stroke-width="2"/>'
+                )
+        last = next((i for i in range(snapshots - 1, -1, -1) if ranks[i]), None)
+        if last is not None:
+            parts.append(
+                f'<text x="{x(last) + 8:.1f}" y="{y(ranks[last] or 1) + 4:.1f}" font-size="11" '
+                f'fill="{colour}" style="unicode-bidi:isolate">'
+                f"{html_text(short_name(team, 28))}</text>"
+            )
+        parts.append("</g>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def board_html(board: Board) -> str:
+    """One self-contained page (inline CSS/JS/SVG, no external assets). Team names appear
+    only HTML-escaped; the script carries no data (it sorts the cells' data-value)."""
+    title = f"{html_text(board.challenge)}: {html_text(board.phase)} phase"
+    sections = [
+        f"<h1>{title}</h1>",
+        f'<p>Leaderboard updated: <time datetime="{iso(board.generated_at)}">'
+        f"{stamp(board.generated_at)}</time></p>",
+        "<h2>Standings</h2>",
+        "<p>Ranked by aggregating per-task ranks, each task weighted by its spread of Q. "
+        "Click a column header to sort. Entries marked "
+        f"{NON_COMPETING_MARK} are organisers' baselines.</p>",
+        _standings_html(board),
+    ]
+    if not board.hidden_tasks and board.tasks:
+        sections += [
+            "<h2>Quality per task</h2>",
+            "<p>Q per task; colours are scaled per task (dark = lowest, yellow = highest); "
+            "w = task weight.</p>",
+            _heatmap_html(board),
+        ]
+    sections += ["<h2>Rank evolution</h2>", rank_evolution_svg(board)]
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{title}</title>\n<style>\n{_asset('board.css')}</style>\n</head>\n<body>\n"
+        + "\n".join(sections)
+        + f"\n<script>\n{_asset('board.js')}</script>\n</body>\n</html>\n"
+    )
