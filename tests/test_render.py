@@ -242,6 +242,14 @@ def test_html_is_self_contained_and_escapes_every_team() -> None:
     assert page.count('<tr data-team="') == 2 * len(board.entries)  # standings + heatmap
 
 
+def test_html_explains_the_non_competing_mark_only_when_an_entry_has_it() -> None:
+    board = make_board()
+    assert not all(e.competing for e in board.entries)
+    assert board_html(board).count(NON_COMPETING_MARK) == 2  # the explanation and one mark
+    everyone = replace(board, entries=[replace(e, competing=True) for e in board.entries])
+    assert NON_COMPETING_MARK not in board_html(everyone)
+
+
 def test_html_page_parses_into_balanced_tags() -> None:
     from html.parser import HTMLParser
 

@@ -221,8 +221,13 @@ def board_html(board: Board) -> str:
         f"{stamp(board.generated_at)}</time></p>",
         "<h2>Standings</h2>",
         "<p>Ranked by aggregating per-task ranks, each task weighted by its spread of Q. "
-        "Click a column header to sort. Entries marked "
-        f"{NON_COMPETING_MARK} are organisers' baselines.</p>",
+        "Click a column header to sort."
+        + (
+            ""
+            if all(entry.competing for entry in board.entries)
+            else f" Entries marked {NON_COMPETING_MARK} are organisers' baselines."
+        )
+        + "</p>",
         _standings_html(board),
     ]
     if not board.hidden_tasks and board.tasks:
