@@ -253,7 +253,7 @@ def test_html_explains_the_non_competing_mark_only_when_an_entry_has_it() -> Non
 def test_html_page_parses_into_balanced_tags() -> None:
     from html.parser import HTMLParser
 
-    void = {"meta", "br", "line", "rect", "circle", "polyline"}
+    void = {"meta", "br", "wbr", "line", "rect", "circle", "polyline"}
 
     class Checker(HTMLParser):
         def __init__(self) -> None:

@@ -8,6 +8,7 @@ script are the package files ``board.css`` and ``board.js``, inlined into every 
 from __future__ import annotations
 
 import math
+import re
 from functools import cache
 from importlib.resources import files
 
@@ -26,6 +27,7 @@ from leaderboard.render.history import PALETTE, history_series
 # viridis at 0, 1/4, 1/2, 3/4, 1: a sequential map readable in greyscale and by most
 # colour-blind readers; interpolated in Python so the HTML needs no script for colours.
 _VIRIDIS = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
+_WORD_END = re.compile(r"[_\-./]+(?=[^_\-./])")
 
 
 @cache
@@ -33,6 +35,17 @@ def _asset(name: str) -> str:
     """A file of this package: board.css, or board.js (sorts the standings by each cell's
     data-value, numbers or text; an empty data-value sorts last)."""
     return files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+def _scroll(content: str) -> str:
+    """`content` in a box that scrolls sideways on its own when wider than the page (a wide
+    heatmap or a long history), so the page itself never does."""
+    return f'<div class="scroll">{content}</div>'
+
+
+def _breakable(name: str) -> str:
+    """`name` escaped for HTML, with a line-break opportunity after each _ - . / inside it."""
+    return _WORD_END.sub(lambda m: m.group() + "<wbr>", html_text(name))
 
 
 def _viridis(x: float) -> tuple[int, int, int]:
@@ -111,13 +124,18 @@ def _standings_html(board: Board) -> str:
             f'<td class="num" data-value="{lo}">{interval_text(entry)} '
             f"{_interval_svg(entry, places)}</td></tr>"
         )
-    return '<table id="standings">' + head + "<tbody>\n" + "\n".join(rows) + "\n</tbody></table>"
+    return _scroll(
+        '<table id="standings">' + head + "<tbody>\n" + "\n".join(rows) + "\n</tbody></table>"
+    )
 
 
 def _heatmap_html(board: Board) -> str:
     scales = {t: _column_scale(board, t) for t in board.tasks}
+    # A task name may break after _ - . / (so nine tasks fit a laptop screen); the weight
+    # stays on one line under it. The full name is also the header's tooltip.
     head = "".join(
-        f"<th>{html_text(t)}<br><small>w = {fmt(board.weights.get(t), 3)}</small></th>"
+        f'<th title="{html_text(t)}">{_breakable(t)}'
+        f'<small class="weight">w = {fmt(board.weights.get(t), 3)}</small></th>'
         for t in board.tasks
     )
     rows = []
@@ -130,7 +148,7 @@ def _heatmap_html(board: Board) -> str:
             f'<tr data-team="{html_text(entry.team)}"><td class="team">'
             f"<bdi>{html_text(entry.team)}</bdi></td>{''.join(cells)}</tr>"
         )
-    return (
+    return _scroll(
         '<table id="heatmap"><thead><tr><th>Team</th>'
         + head
         + "</tr></thead><tbody>\n"
@@ -237,7 +255,7 @@ def board_html(board: Board) -> str:
             "w = task weight.</p>",
             _heatmap_html(board),
         ]
-    sections += ["<h2>Rank evolution</h2>", rank_evolution_svg(board)]
+    sections += ["<h2>Rank evolution</h2>", _scroll(rank_evolution_svg(board))]
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
