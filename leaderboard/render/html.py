@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
+from datetime import datetime
 from functools import cache
 from importlib.resources import files
 
@@ -21,12 +23,17 @@ from leaderboard.render.formatting import (
     interval_text,
     iso,
     stamp,
+    utc,
 )
 from leaderboard.render.history import PALETTE, history_series
 
 # viridis at 0, 1/4, 1/2, 3/4, 1: a sequential map readable in greyscale and by most
 # colour-blind readers; interpolated in Python so the HTML needs no script for colours.
 _VIRIDIS = [(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)]
+# The rank-evolution chart's x labels: px per character at font-size 11 (digits are ~0.64
+# em) and the least space between two labels.
+_CHAR_PX = 7.0
+_LABEL_GAP = 12.0
 _WORD_END = re.compile(r"[_\-./]+(?=[^_\-./])")
 
 
@@ -157,12 +164,63 @@ def _heatmap_html(board: Board) -> str:
     )
 
 
+def x_ticks(
+    times: Sequence[datetime], spacing: float
+) -> tuple[list[tuple[int, tuple[str, ...]]], str]:
+    """The x axis of the rank-evolution chart: (snapshot index, label lines) for each
+    labelled snapshot, and the axis title. Labels are distinct:
+
+    - every snapshot on its own date: the date;
+    - all on one date: the time (HH:MM, or HH:MM:SS when two share a minute), with the
+      date under the first one;
+    - several dates, some shared: the time with its date under it, on every label.
+
+    `spacing` is the distance in px between neighbouring snapshots. The first label starts
+    at the axis, the last ends at the plot's edge, the others are centred; labels that
+    would overlap the one before are left out (the first and last never are)."""
+    times = [utc(t) for t in times]
+    dates = [t.strftime("%Y-%m-%d") for t in times]
+    if len(set(dates)) == len(dates):
+        labels = [(date,) for date in dates]
+        title = "date (UTC)"
+    else:
+        minutes = {t.strftime("%Y-%m-%d %H:%M") for t in times}
+        clock = [t.strftime("%H:%M" if len(minutes) == len(times) else "%H:%M:%S") for t in times]
+        one_date = len(set(dates)) == 1
+        labels = [
+            (clock[i],) if one_date and i else (clock[i], dates[i]) for i in range(len(times))
+        ]
+        title = "date and time (UTC)"
+    last = len(times) - 1
+
+    def apart(a: int, b: int) -> bool:
+        """Whether label a ends a gap before label b starts, on the lines both have."""
+        depth = min(len(labels[a]), len(labels[b]))
+        ends = []
+        for i in (a, b):
+            width = _CHAR_PX * max(len(line) for line in labels[i][:depth])
+            start = i * spacing - (0 if i == 0 else width if i == last else width / 2)
+            ends.append((start, start + width))
+        return ends[0][1] + _LABEL_GAP <= ends[1][0]
+
+    shown: list[int] = []
+    for i in range(len(times)):
+        if i == last:  # the last label always shows: drop the ones it would overlap
+            while len(shown) > 1 and not apart(shown[-1], i):
+                shown.pop()
+            shown.append(i)
+        elif not shown or apart(shown[-1], i):
+            shown.append(i)
+    return [(i, labels[i]) for i in shown], title
+
+
 def rank_evolution_svg(board: Board) -> str:
-    """Inline SVG: one line per team, rank 1 at the top, one x step per snapshot."""
+    """Inline SVG: one line per team, rank 1 at the top, one x step per snapshot; x labels
+    from `x_ticks`, axis titles "date ..." and "rank"."""
     series = history_series(board)
     snapshots = len(board.history)
     worst = max([r for ranks in series.values() for r in ranks if r], default=1)
-    left, right, top, bottom, label_w = 40, 20, 20, 40, 200
+    left, right, top, bottom, label_w = 56, 20, 20, 66, 200
     width = max(480, 60 * snapshots) + left + right + label_w
     height = top + bottom + 24 * max(worst, 2)
     plot_w, plot_h = width - left - right - label_w, height - top - bottom
@@ -186,12 +244,24 @@ def rank_evolution_svg(board: Board) -> str:
             f'text-anchor="end">{rank}</text>'
         )
     if snapshots:
-        # First date starts at the axis, last one ends there: neither is cut by the edge.
-        for i, anchor in sorted({snapshots - 1: "end", 0: "start"}.items()):
+        ticks, title = x_ticks([when for when, _ in board.history], plot_w / max(snapshots - 1, 1))
+        base = top + plot_h + 18
+        for i, lines in ticks:
+            # The first label starts at the axis, the last ends at the plot's right edge:
+            # neither is cut by the edge of the picture.
+            anchor = "start" if i == 0 else "end" if i == snapshots - 1 else "middle"
+            under = "".join(f'<tspan x="{x(i):.1f}" dy="13">{line}</tspan>' for line in lines[1:])
             parts.append(
-                f'<text x="{x(i):.1f}" y="{height - bottom + 18}" font-size="11" '
-                f'text-anchor="{anchor}">{stamp(board.history[i][0])[:16]}</text>'
+                f'<line x1="{x(i):.1f}" x2="{x(i):.1f}" y1="{top}" y2="{top + plot_h + 4}" '
+                f'stroke="#eee"/><text class="x-label" x="{x(i):.1f}" y="{base}" '
+                f'font-size="11" text-anchor="{anchor}">{lines[0]}{under}</text>'
             )
+        parts.append(
+            f'<text class="axis-title" x="{left + plot_w / 2:.1f}" y="{height - 6}" '
+            f'font-size="12" text-anchor="middle">{title}</text>'
+            f'<text class="axis-title" transform="rotate(-90)" x="{-(top + plot_h / 2):.1f}" '
+            'y="16" font-size="12" text-anchor="middle">rank</text>'
+        )
     else:
         parts.append(f'<text x="{left}" y="{top + 12}" font-size="12">No history yet.</text>')
     for n, (team, ranks) in enumerate(series.items()):
