@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -9,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from leaderboard.render import board_html, plain_name
-from tests.test_render import make_board
+from leaderboard.render.escape import plain_name
+from leaderboard.render.html import board_html
+from tests.test_render import make_board, make_demo_board
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -80,3 +82,47 @@ def test_hidden_task_page_shows_teams_but_no_heatmap(tmp_path: Path) -> None:
     assert len(rows.teams) == len(board.entries)
     for task in board.tasks:
         assert task not in dom
+
+
+# Appended to the page under test only: after layout, records the page's widths on <html>
+# (an attribute, so the layout being measured does not change).
+MEASURE = (
+    "<script>addEventListener('load', function () { var d = document.documentElement;"
+    " d.setAttribute('data-measured', [d.scrollWidth, d.clientWidth, innerWidth].join(' '));"
+    " });</script></body>"
+)
+
+
+def chromium_at(tmp_path: Path, width: int, page: Path, *args: str) -> str:
+    done = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+         f"--window-size={width},1600", "--force-device-scale-factor=1",
+         *args, page.as_uri()],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_demo_board_fits_the_window_without_sideways_scrolling(
+    tmp_path: Path, width: int
+) -> None:
+    html = board_html(make_demo_board())
+    measured = tmp_path / "measured.html"
+    measured.write_text(html.replace("</body>", MEASURE), encoding="utf-8")
+    dom = chromium_at(tmp_path, width, measured, "--virtual-time-budget=2000", "--dump-dom")
+    found = re.search(r'data-measured="(\d+) (\d+) (\d+)"', dom)
+    assert found, dom[:500]
+    scroll_width, client_width, inner_width = map(int, found.groups())
+    assert inner_width == width
+    assert scroll_width <= client_width <= inner_width, (scroll_width, client_width)
+
+    page = tmp_path / "board.html"
+    page.write_text(html, encoding="utf-8")
+    shot = tmp_path / f"board-{width}.png"
+    chromium_at(tmp_path, width, page, f"--screenshot={shot}")
+    data = shot.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR"
+    assert int.from_bytes(data[16:20], "big") == width
+    assert len(data) > 10_000  # a page, not a blank image

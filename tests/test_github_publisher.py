@@ -10,7 +10,7 @@ import pytest
 
 from evaluator.errors import ConfigError, ServiceAuthError, ServiceError
 from leaderboard.publish.github import GitHubPublisher, GitHubTarget, git_blob_sha
-from leaderboard.render import README_END, README_START
+from leaderboard.render.markdown import README_END, README_START
 from tests.servers.github import GitHubServer, blob_sha
 
 TOKEN = "ghp_publisher-secret-0123456789"
@@ -107,7 +107,7 @@ def test_a_branch_that_keeps_moving_is_retryable(server: GitHubServer,
 
 def test_readme_without_markers_is_a_config_error(server: GitHubServer,
                                                   publisher: GitHubPublisher) -> None:
-    from leaderboard.render import update_readme
+    from leaderboard.render.markdown import update_readme
 
     server.commit_files(REPO, "main", {"README.md": b"# no markers\n"})
     with pytest.raises(ConfigError, match=r"README\.md"):

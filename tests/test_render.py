@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import re
 import zlib
@@ -17,21 +18,18 @@ from hypothesis import strategies as st
 
 from leaderboard.board import Board, BoardEntry, entries_from_ranking
 from leaderboard.ranking import rank_entries
-from leaderboard.render import (
+from leaderboard.render.board_json import (
     HIDDEN_BOARD_KEYS,
     HIDDEN_ENTRY_KEYS,
-    NON_COMPETING_MARK,
-    README_END,
-    README_START,
     SCHEMA,
     SCHEMA_ID,
-    board_html,
     board_json,
-    board_pictures,
-    plain_name,
-    readme_table,
-    update_readme,
 )
+from leaderboard.render.escape import plain_name
+from leaderboard.render.formatting import NON_COMPETING_MARK
+from leaderboard.render.html import board_html, x_ticks
+from leaderboard.render.markdown import README_END, README_START, readme_table, update_readme
+from leaderboard.render.pictures import board_pictures
 
 NASTY = [
     "__#bold team__|[e]",
@@ -77,6 +75,46 @@ def make_board(*, hidden: bool = False, teams: list[str] | None = None) -> Board
         weights={t: float(w) for t, w in zip(TASKS, ranking.weights, strict=True)},
         entries=entries,
         hidden_tasks=hidden,
+        history=history,
+    )
+
+
+# The demo challenge's nine tasks (evaluator/demo.py), as a newcomer's first board shows them.
+DEMO_TASKS = [
+    "biomass_mean", "biomass_std", "crops", "landcover_agriculture", "landcover_forest",
+    "heatisland_mean", "heatisland_std", "clouds_cover", "clouds_opaque",
+]  # fmt: skip
+
+
+def make_demo_board() -> Board:
+    """Like the demo's board: nine tasks, long team names (one with no space to break at),
+    everyone competing, and several snapshots minutes apart on one day."""
+    teams = [
+        "strong", "medium", "weak", "baseline_mean", "baseline_random",
+        "Université de Montréal — self-supervised ViT-L/14 embeddings (v3, 1024-d)",
+        "team-with-an-extremely-long-unbroken-name-that-never-wraps-anywhere-at-all",
+        "y" * 90,
+    ]  # fmt: skip
+    quality = np.random.default_rng(1).uniform(0, 1, size=(len(teams), len(DEMO_TASKS)))
+    ranking = rank_entries(quality)
+    entries = entries_from_ranking(
+        teams, DEMO_TASKS, quality, ranking,
+        rank_intervals={t: (max(1, int(r) - 1), int(r) + 1) for t, r in zip(
+            teams, ranking.rank, strict=True)},
+    )  # fmt: skip
+    history = [
+        (NOW - timedelta(minutes=10 * (5 - step)),
+         {e.team: (int(e.rank or 1) + step) % len(teams) + 1 for e in entries})
+        for step in range(6)
+    ]  # fmt: skip
+    return Board(
+        challenge="Embedding demo",
+        phase="dev",
+        generated_at=NOW,
+        tasks=list(DEMO_TASKS),
+        weights={t: float(w) for t, w in zip(DEMO_TASKS, ranking.weights, strict=True)},
+        entries=entries,
+        hidden_tasks=False,
         history=history,
     )
 
@@ -245,10 +283,18 @@ def test_html_is_self_contained_and_escapes_every_team() -> None:
     assert page.count('<tr data-team="') == 2 * len(board.entries)  # standings + heatmap
 
 
+def test_html_explains_the_non_competing_mark_only_when_an_entry_has_it() -> None:
+    board = make_board()
+    assert not all(e.competing for e in board.entries)
+    assert board_html(board).count(NON_COMPETING_MARK) == 2  # the explanation and one mark
+    everyone = replace(board, entries=[replace(e, competing=True) for e in board.entries])
+    assert NON_COMPETING_MARK not in board_html(everyone)
+
+
 def test_html_page_parses_into_balanced_tags() -> None:
     from html.parser import HTMLParser
 
-    void = {"meta", "br", "line", "rect", "circle", "polyline"}
+    void = {"meta", "br", "wbr", "line", "rect", "circle", "polyline"}
 
     class Checker(HTMLParser):
         def __init__(self) -> None:
@@ -280,6 +326,52 @@ def test_html_page_parses_into_balanced_tags() -> None:
     checker.close()
     assert checker.stack == []
     assert checker.standings_rows == len(board.entries)
+
+
+def x_labels(page: str) -> list[str]:
+    """The rank-evolution chart's x labels, each one's lines joined by " / "."""
+    return [
+        html.unescape(re.sub(r"<tspan[^>]*>", " / ", m).replace("</tspan>", ""))
+        for m in re.findall(r'<text class="x-label"[^>]*>(.*?)</text>', page)
+    ]
+
+
+def test_rank_chart_has_distinct_x_labels_and_axis_titles() -> None:
+    days = x_labels(board_html(make_board()))  # one snapshot a day: dates
+    assert days == ["2026-03-26", "2026-03-27", "2026-03-28", "2026-03-29"]
+    minutes = x_labels(board_html(make_demo_board()))  # one day: times, the date once
+    assert minutes == ["18:46 / 2026-03-29", "18:56", "19:06", "19:16", "19:26", "19:36"]
+    for board in (make_board(), make_demo_board()):
+        page = board_html(board)
+        titles = re.findall(r'<text class="axis-title"[^>]*>([^<]*)</text>', page)
+        assert len(titles) == 2 and titles[0].startswith("date") and titles[1] == "rank"
+
+
+def test_x_ticks_are_distinct_and_thinned() -> None:
+    day = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+    same_day = [day + timedelta(minutes=m) for m in (0, 7, 30)]
+    assert x_ticks(same_day, 200) == (
+        [(0, ("09:00", "2026-05-01")), (1, ("09:07",)), (2, ("09:30",))],
+        "date and time (UTC)",
+    )
+    same_minute = [day, day + timedelta(seconds=20)]
+    assert [lines for _, lines in x_ticks(same_minute, 200)[0]] == [
+        ("09:00:00", "2026-05-01"), ("09:00:20",)
+    ]  # fmt: skip
+    mixed = [day, day + timedelta(hours=1), day + timedelta(days=1)]  # two share a date
+    assert [lines for _, lines in x_ticks(mixed, 200)[0]] == [
+        ("09:00", "2026-05-01"), ("10:00", "2026-05-01"), ("09:00", "2026-05-02")
+    ]  # fmt: skip
+    many = [day + timedelta(days=d) for d in range(30)]
+    ticks, title = x_ticks(many, 20)  # 20 px apart: only some get a label
+    shown = [i for i, _ in ticks]
+    assert title == "date (UTC)" and shown[0] == 0 and shown[-1] == 29
+    assert 4 <= len(shown) < 30
+    # Centred dates (70 px wide) at least a gap apart; the first/last are anchored at an end.
+    assert all((b - a) * 20 >= 70 + 12 for a, b in itertools.pairwise(shown))
+    assert (shown[1] - shown[0]) * 20 >= 70 + 35 + 12
+    assert (shown[-1] - shown[-2]) * 20 >= 70 + 35 + 12
+    assert x_ticks([], 100) == ([], "date (UTC)")
 
 
 # ----------------------------------------------------------------------------- pictures

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import subprocess
 import sys
 import threading
@@ -98,9 +99,14 @@ def test_migrations_create_exactly_the_models_schema(store: Store) -> None:
 @pytest.mark.slow
 def test_migrations_ship_in_the_built_package(tmp_path: Path) -> None:
     """A deployed install has no source tree: the wheel itself must carry the migrations."""
-    root = Path(__file__).parents[1]
+    root, source = Path(__file__).parents[1], tmp_path / "source"
+    for name in ("evaluator", "leaderboard"):  # a copy: building writes build/ beside it
+        shutil.copytree(root / name, source / name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "--quiet", "--wheel-dir", str(tmp_path), str(root)],
+                    "--quiet", "--wheel-dir", str(tmp_path), str(source)],
                    check=True, capture_output=True)
     (wheel,) = tmp_path.glob("probeboard-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -109,6 +115,7 @@ def test_migrations_ship_in_the_built_package(tmp_path: Path) -> None:
     shipped = {name.rsplit("/", 1)[1] for name in names
                if name.startswith(migrations + "versions/") and name.endswith(".py")}
     assert {f"{revision}_" for revision in revisions()} <= {name[:5] for name in shipped}
+    assert {"leaderboard/render/board.css", "leaderboard/render/board.js"} <= names
 
 
 # ---- SQLite settings and locking -------------------------------------------------------

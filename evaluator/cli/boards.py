@@ -30,7 +30,10 @@ def run_leaderboard(args: argparse.Namespace) -> int:
     from evaluator.db.challenges import challenge_phases
     from evaluator.errors import NotFound
     from leaderboard.phase_board import phase_board
-    from leaderboard.render import board_html, board_json, board_text, readme_table
+    from leaderboard.render.board_json import board_json
+    from leaderboard.render.html import board_html
+    from leaderboard.render.markdown import readme_table
+    from leaderboard.render.text import board_text
 
     default = args.output_dir / "probeboard.db"
     if args.database is None and not default.exists():  # reading must not create one

@@ -11,14 +11,10 @@ from pathlib import Path
 
 from evaluator.files import write_atomic
 from leaderboard.board import Board
-from leaderboard.render import (
-    README_END,
-    README_START,
-    board_html,
-    board_json,
-    board_pictures,
-    update_readme,
-)
+from leaderboard.render.board_json import board_json
+from leaderboard.render.html import board_html
+from leaderboard.render.markdown import README_END, README_START, update_readme
+from leaderboard.render.pictures import board_pictures
 
 
 def write_board_files(board: Board, folder: Path) -> list[Path]:
