@@ -95,7 +95,7 @@ class EvalAIServer:
         handler = type("Handler", (_Handler,), {"app": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, name="evalai-test-server",
+        threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="evalai-test-server",
                          daemon=True).start()
         return self
 
