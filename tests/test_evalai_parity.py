@@ -287,3 +287,30 @@ def test_real_cli_submits_to_both(both: list[Target], tmp_path: Path) -> None:
         result = _cli(target, home, "submission", str(pk), "result")
         assert result.returncode == 0 and "[{'Rank': 2}]" in result.stdout, result.stdout
         client.delete_message(message.receipt_handle)
+
+
+def test_update_edge_cases(both: list[Target]) -> None:
+    pks = [upload(t, participant=1).json()["id"] for t in both]
+    update = "/api/jobs/challenge/{}/update_submission/"
+
+    def send(method: str, as_json: bool = False, **data: Any) -> list[requests.Response]:
+        key = "json" if as_json else "data"
+        return [t.request(method, update.format(t.challenge), t.host,
+                          **{key: {"submission": pk, **data}})
+                for t, pk in zip(both, pks, strict=True)]
+
+    same([t.request("PATCH", update.format(t.challenge), t.host,
+                    data={"submission_status": "running"}) for t in both])  # pk None: 404
+    entry = {"split": "test", "accuracies": {"Rank": 1}}
+    # a JSON array object, not a string: TypeError -> 400 with Python's message
+    same(send("PUT", as_json=True, submission_status="FINISHED", challenge_phase=1,
+              result=[entry]))
+    for body in ({"result": json.dumps([{"split": "test", "accuracies": None}])},
+                 {"result": json.dumps({"split": "test"})}):
+        same(send("PUT", submission_status="FINISHED", challenge_phase=1, **body), body=False)
+    same(send("PUT", as_json=True, submission_status="FAILED", stdout=None), body=False)
+    same(send("PUT", submission_status="FINISHED", result=json.dumps([entry])))  # no phase
+    same(send("PUT", submission_status="FAILED", stderr="boom"))
+    token_scheme = [t.get(f"/api/jobs/challenge/queues/{t.queue}/",
+                          headers={"Authorization": "Token " + "0" * 40}) for t in both]
+    same(token_scheme)
