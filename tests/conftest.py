@@ -1,3 +1,4 @@
-"""Shared fixtures: a throwaway PostgreSQL server, scoring databases on both backends."""
+"""Shared fixtures: a throwaway PostgreSQL server (tests/postgres.py), scoring databases on
+both backends (tests/databases.py), the in-repo EvalAI server (tests/servers/plugin.py)."""
 
-pytest_plugins = ["tests.postgres", "tests.databases"]
+pytest_plugins = ["tests.postgres", "tests.databases", "tests.servers.plugin"]

@@ -1,0 +1,316 @@
+"""The in-repo EvalAI server answers like the real one (../shared/evalai-real), and the
+participants' real `evalai` CLI submits to both.
+
+The real server is booted once per session with boot.sh (about 40 s warm, 4.5 min cold);
+without Python 3.9 or when the boot fails the tests skip and say why. Deselect them with
+`-m "not real_evalai"`. The real server is shared and keeps its data between runs, so the
+tests compare status codes, error bodies and JSON key sets, never pks or orderings.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from evaluator.evalai import EvalAIClient, QueueMessage
+from evaluator.retry import RetryPolicy
+from tests.servers.evalai import EvalAIServer
+
+pytestmark = pytest.mark.real_evalai
+
+TOOLS = Path(os.environ.get("PROBEBOARD_EVALAI_REAL_DIR",
+                            Path(__file__).resolve().parents[2] / "shared" / "evalai-real"))
+RUNTIME = Path(os.environ.get("EVALAI_REAL_RUNTIME", "/tmp/evalai-real"))
+BOOT_TIMEOUT = 420  # seconds: a cold boot builds three venvs
+
+
+@dataclass
+class Target:
+    """One server and the fixture data both kinds share (same pks on a fresh in-repo one)."""
+
+    name: str
+    url: str
+    host: str  # host1's JWT
+    participants: list[str]  # participant JWTs
+    queue: str = "probeboard-test"
+    challenge: int = 1
+    phase: int = 1  # dev
+    phase_split: int = 1
+
+    def get(self, path: str, token: str | None = None, **kw: Any) -> requests.Response:
+        return self.request("GET", path, token, **kw)
+
+    def request(self, method: str, path: str, token: str | None = None,
+                **kw: Any) -> requests.Response:
+        headers = kw.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return requests.request(method, self.url + path, headers=headers, timeout=30, **kw)
+
+    def client(self) -> EvalAIClient:
+        return EvalAIClient(self.url, self.host, challenge_pk=self.challenge, queue=self.queue,
+                            policy=RetryPolicy(attempts=2, base=0.05), timeout=30)
+
+
+def _python39() -> str | None:
+    candidates = [os.environ.get("EVALAI_REAL_PY39"), shutil.which("python3.9"),
+                  *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3.9")))]
+    for candidate in filter(None, candidates):
+        # a pyenv shim exists on PATH even when no 3.9 is selected: check that it runs
+        if subprocess.run([candidate, "--version"], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_evalai() -> Target:
+    python39 = _python39()
+    if python39 is None:
+        pytest.skip("the real EvalAI server needs Python 3.9 (python3.9 or EVALAI_REAL_PY39); "
+                    "none found")
+    if not (TOOLS / "boot.sh").exists():
+        pytest.skip(f"no boot.sh in {TOOLS} (set PROBEBOARD_EVALAI_REAL_DIR)")
+    try:
+        boot = subprocess.run(["bash", str(TOOLS / "boot.sh")], capture_output=True,
+                              text=True, timeout=BOOT_TIMEOUT,
+                              env={**os.environ, "EVALAI_REAL_PY39": python39})
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"the real EvalAI server did not boot within {BOOT_TIMEOUT} s")
+    found = dict(re.findall(r"^(EVALAI_URL|EVALAI_FIXTURES)=(.+)$", boot.stdout, re.M))
+    if boot.returncode != 0 or len(found) != 2:
+        tail = (boot.stderr or boot.stdout).strip().splitlines()[-3:]
+        pytest.skip(f"the real EvalAI server did not boot: {' | '.join(tail)}")
+    fixtures = json.loads(Path(found["EVALAI_FIXTURES"]).read_text())
+    return Target("real", found["EVALAI_URL"], fixtures["host"]["jwt"],
+                  [p["jwt"] for p in fixtures["participants"]], fixtures["queue_name"],
+                  fixtures["challenge_pk"], fixtures["phase_pks"]["dev"],
+                  fixtures["challenge_phase_split_pks"]["dev"])
+
+
+@pytest.fixture
+def in_repo(evalai_server: EvalAIServer) -> Target:
+    world = evalai_server.add_default_challenge()
+    evalai_server.set_visibility_timeout(30)  # as SQS's default on the real server
+    return Target("in-repo", evalai_server.url, world.host.jwt,
+                  [p.jwt for p in world.participants])
+
+
+@pytest.fixture
+def both(real_evalai: Target, in_repo: Target) -> list[Target]:
+    return [real_evalai, in_repo]
+
+
+def same(answers: list[requests.Response], body: bool = True) -> Any:
+    """Both answered the same status (and the same JSON body); return the real one's."""
+    real, ours = answers
+    assert real.status_code == ours.status_code, (real.text[:300], ours.text[:300])
+    if body:
+        assert real.json() == ours.json()
+    return real
+
+
+def same_keys(real: Any, ours: Any) -> None:
+    assert sorted(real) == sorted(ours)
+
+
+def upload(target: Target, participant: int = 0, **form: str) -> requests.Response:
+    """The multipart POST the CLI's `submit` sends."""
+    return target.request(
+        "POST", f"/api/jobs/challenge/{target.challenge}/challenge_phase/{target.phase}"
+        "/submission/", target.participants[participant],
+        files={"input_file": ("answer.csv", b"id,x\n1,0.5\n")},
+        data={"status": "submitting", "submission_metadata": "[]", **form})
+
+
+def receive_for(target: Target, submission: int, tries: int = 20) -> QueueMessage:
+    """Receive until this submission's message comes; others stay invisible for 30 s."""
+    client = target.client()
+    for _ in range(tries):
+        message = client.receive_message()
+        if message is None:
+            break
+        if message.submission_pk == submission:
+            return message
+    raise AssertionError(f"{target.name}: no message for submission {submission}")
+
+
+def drain(target: Target) -> None:
+    client = target.client()
+    for _ in range(50):
+        if client.receive_message() is None:
+            return
+
+
+def test_queue_empty_and_errors(both: list[Target]) -> None:
+    for target in both:
+        drain(target)
+    answer = same([t.get(f"/api/jobs/challenge/queues/{t.queue}/", t.host) for t in both])
+    assert answer.json() == {"body": None, "receipt_handle": None}
+    same([t.get(f"/api/jobs/challenge/queues/{t.queue}/", t.participants[0]) for t in both])
+    same([t.get("/api/jobs/challenge/queues/nosuch/", t.host) for t in both])
+    same([t.request("POST", "/api/jobs/queues/nosuch/", t.host) for t in both])
+    same([t.request("POST", f"/api/jobs/queues/{t.queue}/", t.host,
+                    data={"receipt_handle": ""}) for t in both])
+    for data in ({}, {"receipt_handle": "garbage"}):  # 500, an HTML page on both
+        same([t.request("POST", f"/api/jobs/queues/{t.queue}/", t.host, data=data)
+              for t in both], body=False)
+    same([t.get(f"/api/jobs/challenge/queues/{t.queue}", t.host, allow_redirects=False)
+          for t in both], body=False)
+
+
+def test_auth_errors(both: list[Target]) -> None:
+    path = "/api/jobs/challenge/queues/probeboard-test/"
+    for header in (None, "Bearer", "Bearer garbage", "Token garbage", "bearer x"):
+        headers = {"Authorization": header} if header else {}
+        answer = same([t.get(path, headers=dict(headers)) for t in both])
+        assert answer.status_code == 401
+        assert answer.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+def test_phase(both: list[Target]) -> None:
+    real, ours = (t.get(f"/api/challenges/challenge/phase/{t.phase}/") for t in both)
+    assert real.status_code == ours.status_code == 200
+    same_keys(real.json(), ours.json())
+    redirects = same([t.get(f"/api/challenges/challenge/phase/{t.phase}", allow_redirects=False)
+                      for t in both], body=False)
+    assert redirects.status_code == 301
+    same([t.get("/api/challenges/challenge/phase/987654/") for t in both])
+    real, ours = (t.get(f"/api/challenges/challenge/{t.challenge}/challenge_phase/{t.phase}")
+                  for t in both)
+    assert real.status_code == ours.status_code == 200
+    same_keys(real.json(), ours.json())
+
+
+def test_submission_lifecycle(both: list[Target]) -> None:
+    created = [upload(t) for t in both]
+    assert [c.status_code for c in created] == [201, 201]
+    same_keys(*(c.json() for c in created))
+    pks = [c.json()["id"] for c in created]
+    for t, pk in zip(both, pks, strict=True):
+        message = receive_for(t, pk)
+        assert isinstance(message.body["phase_pk"], str)
+        assert isinstance(message.body["submission_pk"], int)
+    as_host = [t.get(f"/api/jobs/submission/{pk}", t.host) for t, pk in zip(both, pks,
+                                                                             strict=True)]
+    same_keys(*(a.json() for a in as_host))
+    as_owner = [t.get(f"/api/jobs/submission/{pk}", t.participants[0])
+                for t, pk in zip(both, pks, strict=True)]
+    same_keys(*(a.json() for a in as_owner))
+    assert "environment_log_file" not in as_owner[0].json()
+    same([t.get(f"/api/jobs/submission/{pk}", t.participants[1])
+          for t, pk in zip(both, pks, strict=True)])
+    same([t.get(f"/api/jobs/submission/{pk}/", t.host) for t, pk in zip(both, pks, strict=True)],
+         body=False)
+    update = "/api/jobs/challenge/{}/update_submission/"
+
+    def send(method: str, token_of: str = "host", **data: Any) -> list[requests.Response]:
+        return [t.request(method, update.format(t.challenge), getattr(t, token_of)
+                          if token_of == "host" else t.participants[0],
+                          data={"submission": pk, **data})
+                for t, pk in zip(both, pks, strict=True)]
+
+    patched = send("PATCH", submission_status="RUNNING", job_name="Parity-A")
+    assert [p.status_code for p in patched] == [200, 200]
+    same_keys(*(p.json() for p in patched))
+    assert [p.json()["job_name"] for p in patched] == [["parity-a"]] * 2
+    same(send("PATCH", submission_status="finished"))
+    same(send("PATCH", token_of="participant", submission_status="running"))
+    good = {"split": "test", "show_to_participant": True,
+            "accuracies": {"Rank": 1, "Weighted score": 1.5, "Mean Q": 10.0}}
+    for result in ("", "not json", [{"split": "nosuch", "accuracies": {}}],
+                   [{"split": "test", "accuracies": {"Nope": 1}}],
+                   [{"split": "test", "accuracies": {"Rank": "1"}}], [good]):
+        same(send("PUT", submission_status="FINISHED", challenge_phase=1,
+                  result=result if isinstance(result, str) else json.dumps(result)))
+    same(send("PUT", submission_status="RUNNING"))
+    same([t.request("PUT", update.format(t.challenge), t.host,
+                    data={"submission": 987654, "submission_status": "FINISHED"})
+          for t in both])
+    done = [t.get(f"/api/jobs/submission/{pk}", t.participants[0])
+            for t, pk in zip(both, pks, strict=True)]
+    assert [d.json()["status"] for d in done] == ["finished"] * 2
+    results = [requests.get(d.json()["submission_result_file"], timeout=30).text for d in done]
+    assert results[0] == results[1] == "[{'Rank': 1, 'Weighted score': 1.5, 'Mean Q': 10.0}]"
+    boards = [t.get(f"/api/jobs/challenge_phase_split/{t.phase_split}/leaderboard/")
+              for t in both]
+    same_keys(*(b.json() for b in boards))
+    entries = [b.json()["results"] for b in boards]
+    assert entries[0] and entries[1]
+    same_keys(entries[0][0], entries[1][0])
+
+
+def _cli(target: Target, home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(TOOLS / "evalai-cli.sh"), *args], input=stdin,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "EVALAI_CLI_HOME": str(home),
+                               "EVALAI_REAL_RUNTIME": str(RUNTIME)})
+
+
+@pytest.fixture(scope="session")
+def cli_ready(real_evalai: Target) -> None:
+    if not (RUNTIME / "cli-venv" / "bin" / "python").exists():
+        pytest.skip(f"the real evalai CLI venv is missing ({RUNTIME / 'cli-venv'})")
+
+
+@pytest.mark.usefixtures("cli_ready")
+def test_real_cli_submits_to_both(both: list[Target], tmp_path: Path) -> None:
+    answer = tmp_path / "answer.csv"
+    answer.write_text("id,score\n1,0.5\n2,0.7\n")
+    for target in both:
+        home = tmp_path / target.name
+        assert _cli(target, home, "host", "-sh", target.url).returncode == 0
+        assert _cli(target, home, "set_token", target.participants[0]).returncode == 0
+        submitted = _cli(target, home, "challenge", str(target.challenge), "phase",
+                         str(target.phase), "submit", "--file", str(answer), stdin="n\n")
+        assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+        pk = int(re.search(r"with the ID (\d+) is successfully submitted", submitted.stdout)[1])
+        message = receive_for(target, pk)
+        client = target.client()
+        submission = client.get_submission(pk)
+        assert submission["submission_metadata"] == []
+        client.download(submission["input_file"], tmp_path / f"{target.name}.csv",
+                        max_bytes=1000, timeout=30)
+        assert (tmp_path / f"{target.name}.csv").read_bytes() == answer.read_bytes()
+        shown = _cli(target, home, "submission", str(pk))
+        assert shown.returncode == 0 and "Submission Status : submitted" in shown.stdout
+        client.set_finished(pk, message.phase_pk, [{"split": "test", "accuracies": {"Rank": 2}}])
+        result = _cli(target, home, "submission", str(pk), "result")
+        assert result.returncode == 0 and "[{'Rank': 2}]" in result.stdout, result.stdout
+        client.delete_message(message.receipt_handle)
+
+
+def test_update_edge_cases(both: list[Target]) -> None:
+    pks = [upload(t, participant=1).json()["id"] for t in both]
+    update = "/api/jobs/challenge/{}/update_submission/"
+
+    def send(method: str, as_json: bool = False, **data: Any) -> list[requests.Response]:
+        key = "json" if as_json else "data"
+        return [t.request(method, update.format(t.challenge), t.host,
+                          **{key: {"submission": pk, **data}})
+                for t, pk in zip(both, pks, strict=True)]
+
+    same([t.request("PATCH", update.format(t.challenge), t.host,
+                    data={"submission_status": "running"}) for t in both])  # pk None: 404
+    entry = {"split": "test", "accuracies": {"Rank": 1}}
+    # a JSON array object, not a string: TypeError -> 400 with Python's message
+    same(send("PUT", as_json=True, submission_status="FINISHED", challenge_phase=1,
+              result=[entry]))
+    for body in ({"result": json.dumps([{"split": "test", "accuracies": None}])},
+                 {"result": json.dumps({"split": "test"})}):
+        same(send("PUT", submission_status="FINISHED", challenge_phase=1, **body), body=False)
+    same(send("PUT", as_json=True, submission_status="FAILED", stdout=None), body=False)
+    same(send("PUT", submission_status="FINISHED", result=json.dumps([entry])))  # no phase
+    same(send("PUT", submission_status="FAILED", stderr="boom"))
+    token_scheme = [t.get(f"/api/jobs/challenge/queues/{t.queue}/",
+                          headers={"Authorization": "Token " + "0" * 40}) for t in both]
+    same(token_scheme)
