@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from unittest.mock import patch
 
@@ -480,3 +482,34 @@ def test_header_longer_than_any_challenge(tmp_path: Path) -> None:
     path = write(tmp_path, "id,0," + "x" * sub._MAX_HEADER_BYTES + "\na,1,2\n")
     error = both_readers(path)
     assert error.code == "line_too_long" and str(error).startswith("line 1 (header)")
+
+
+@pytest.mark.parametrize(
+    ("dim", "content", "code"),
+    [
+        (384, "id," + ",".join(map(str, range(200_000))) + "\na,1\n", "too_many_columns"),
+        (None, "id,0,1\na,1,2\nb,3," + "4" * 9_000 + "\n", "line_too_long"),
+        (None, "id,0,1\na,1,2\nb,3,x\n", "non_numeric"),
+    ],
+)
+def test_check_submission_and_evaluate_say_the_same(
+    tmp_path: Path, dim: int | None, content: str, code: str
+) -> None:
+    from tests.challenge import TaskSpec, write_challenge
+
+    labels, _ = write_challenge(tmp_path, [TaskSpec("t", 20)], dim=4)
+    path = write(tmp_path, content, name="bad.csv")
+    config = write(tmp_path, f"embedding_dim: {dim}\n" if dim else "k_folds: 2\n", "c.yaml")
+    dim_flag = ["--dim", str(dim)] if dim else []
+    errors = []
+    for args in (["check-submission", path, *dim_flag],
+                 ["evaluate", "--labels", labels, "--submission", path, "--config", config,
+                  "--output", tmp_path / "out"]):
+        done = subprocess.run([sys.executable, "-m", "evaluator", *map(str, args)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr
+        (line,) = [line for line in done.stderr.splitlines() if ": error: " in line]
+        errors.append(line.split(": error: ", 1)[1])
+    assert errors[0] == errors[1]
+    assert str(rejected(path, embedding_dim=dim)) == errors[0]
+    assert rejected(path, embedding_dim=dim).code == code
