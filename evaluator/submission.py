@@ -884,8 +884,13 @@ def _parse_segment(
     lines = 0
     while k < stop:
         line_start = k
-        if buffer[k] == 10 or (buffer[k] == 13 and (k + 1 == filled or buffer[k + 1] == 10)):
-            k += 1 if buffer[k] == 10 else 2  # a blank line
+        if buffer[k] == 10:  # blank lines: a tight loop, so that a file of them costs little
+            while k < stop and buffer[k] == 10:
+                k += 1
+                lines += 1
+            continue
+        if buffer[k] == 13 and (k + 1 == filled or buffer[k + 1] == 10):
+            k += 2  # a blank line
             lines += 1
             continue
         if rows == slots:
