@@ -183,7 +183,7 @@ def main() -> None:
               f"= {base['peak_mb'] / base['matrix_mb']:.2f}x the float32 matrix")
         print(f"\n{'group':<7}{'file':<58}{'MB':>8}  {'outcome':<26}{'s':>7}{'ms/MB':>8}"
               f"{'peak MB':>9}{'x base':>8}")
-        per_mb: list[float] = []
+        per_mb: dict[str, list[float]] = {}
         slower: list[str] = []
         for group, label, make, dim in cases(args.quick):
             make(path)
@@ -196,11 +196,14 @@ def main() -> None:
                   f"{result['seconds']:>7.3f}{rate:>8.2f}{result['peak_mb']:>9.1f}{ratio:>8.3f}",
                   flush=True)
             if label.startswith("valid ") and result["outcome"].startswith("ok") and size >= 1:
-                per_mb.append(rate)
+                per_mb.setdefault(group, []).append(rate)
             if label.startswith("hostile") and ratio > 1:
                 slower.append(label)
-        print(f"\nvalid files >= 1 MB: {min(per_mb):.2f} to {max(per_mb):.2f} ms/MB, spread "
-              f"{max(per_mb) / min(per_mb):.2f}x (target <= 2x)")
+        print()
+        per_mb["all"] = [rate for group_rates in per_mb.values() for rate in group_rates]
+        for group, rates in per_mb.items():
+            print(f"valid files >= 1 MB, {group}: {min(rates):.2f} to {max(rates):.2f} ms/MB, "
+                  f"spread {max(rates) / min(rates):.2f}x (target <= 2x)")
         print("hostile files slower than the baseline: " + (", ".join(slower) or "none"))
     finally:
         shutil.rmtree(folder, ignore_errors=True)

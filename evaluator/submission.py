@@ -110,17 +110,30 @@ class _Rows:
         self.suffixed: list[str] = []  # a few raw ids that carried a .zarr suffix
         self.suffixed_count = 0
 
-    def add_many(self, raw_ids: list[str], lines: list[int]) -> bool:
-        """add() for a block of rows at once; False (and nothing added) if one is wrong."""
-        ids = [raw_id.strip() for raw_id in raw_ids]
+    def add_many(self, raw_ids: list[str], lines: list[int], joined: str | None = None) -> bool:
+        """add() for a block of rows at once; False (and nothing added) if one is wrong.
+
+        joined: the raw ids as one string, if at hand; one scan of it spares the per-id
+        strip and suffix test when no id can need them (narrow files are mostly ids).
+        """
+        plain = joined is not None and joined.isascii() and not any(
+            space in joined for space in " \t\r\x0b\x0c\x1c\x1d\x1e\x1f"
+        )
+        ids = raw_ids if plain else [raw_id.strip() for raw_id in raw_ids]
         if ids and max(map(len, ids)) > MAX_ID_CHARS:
             return False
-        suffixed = [row for row, sample_id in enumerate(ids) if sample_id.endswith(ZARR_SUFFIXES)]
+        suffixed = [] if plain and ".zarr" not in (joined or "") else [
+            row for row, sample_id in enumerate(ids) if sample_id.endswith(ZARR_SUFFIXES)
+        ]
         examples = [ids[row] for row in suffixed[:3]]
         for row in suffixed:
             ids[row] = _without_suffix(ids[row])
         unique = set(ids)
-        if "" in unique or len(unique) != len(ids) or not unique.isdisjoint(self.first_line):
+        # keys().isdisjoint scans the smaller side; set.isdisjoint(dict) would scan every id
+        # seen so far, once per block: quadratic in rows.
+        if "" in unique or len(unique) != len(ids) or not self.first_line.keys().isdisjoint(
+            unique
+        ):
             return False  # add() row by row says where
         self.suffixed_count += len(suffixed)
         self.suffixed += examples[: 3 - len(self.suffixed)]
@@ -766,11 +779,11 @@ def _collect(
     if (status[taken] == _OK).all() and (ids[:, _LINE_END] - ids[:, _LINE_START]).max() <= limit:
         joined = _gather_ids(buffer, ids[:, _ID_START], ids[:, _ID_END])
         try:
-            raw_ids = str(memoryview(joined), "utf-8").split("\n")
+            text = str(memoryview(joined), "utf-8")
         except UnicodeDecodeError:
             pass  # the loop below says on which line
         else:
-            if rows.add_many(raw_ids, lines_of):
+            if rows.add_many(text.split("\n"), lines_of, text):
                 return True
     view = memoryview(buffer)
     for offset, (state, record, line) in enumerate(
