@@ -20,7 +20,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -36,8 +36,17 @@ DEFAULT_MAX_BYTES = 1 << 30
 ZARR_FLAG = "zarr_zip_not_removed_from_id_column"
 ZARR_SUFFIXES = (".zarr.zip", ".zarr")
 
+# Limits far above any sane submission (the published one: 1,025 columns, ~7 KB lines,
+# 64-character ids), so that a hostile file is refused the moment it crosses one instead of
+# holding a worker: every check below costs time linear in the bytes seen so far.
+MAX_COLUMNS = 65_536  # header fields in all: id, embedding and ignored columns
+MAX_CELL_CHARS = 100  # one embedding value; float64's longest repr has 24 characters
+MAX_ID_CHARS = 1_000
+_BYTES_PER_COLUMN = 128  # a line may use this much per header field, plus _LINE_SLACK
+_LINE_SLACK = 4_096  # room for a long (multi-byte) id
+_MAX_HEADER_BYTES = _LINE_SLACK + _BYTES_PER_COLUMN * MAX_COLUMNS  # ~8.4 MB
+
 _BLOCK_BYTES = 16 << 20  # fewer parallel launches; each can wait for a busy core
-_MAX_HEADER_BYTES = 16 << 20
 _MAX_SHOWN = 40  # characters of a participant's value quoted back in a message
 
 # A cell the rules accept: a decimal number, or NaN/inf (accepted here, rejected as
@@ -79,6 +88,11 @@ class _Layout:
     def columns(self) -> list[str]:
         return [self.names[index] for index in self.fields]
 
+    @property
+    def max_line_bytes(self) -> int:
+        """The longest data line (without its line break) this header can need."""
+        return _LINE_SLACK + _BYTES_PER_COLUMN * len(self.names)
+
     def targets(self) -> np.ndarray:
         """Per header field: matrix column, -1 for the id, -2 for an ignored field."""
         targets = np.full(len(self.names), -2, dtype=np.int64)
@@ -96,15 +110,30 @@ class _Rows:
         self.suffixed: list[str] = []  # a few raw ids that carried a .zarr suffix
         self.suffixed_count = 0
 
-    def add_many(self, raw_ids: list[str], lines: list[int]) -> bool:
-        """add() for a block of rows at once; False (and nothing added) if one is wrong."""
-        ids = [raw_id.strip() for raw_id in raw_ids]
-        suffixed = [row for row, sample_id in enumerate(ids) if sample_id.endswith(ZARR_SUFFIXES)]
+    def add_many(self, raw_ids: list[str], lines: list[int], joined: str | None = None) -> bool:
+        """add() for a block of rows at once; False (and nothing added) if one is wrong.
+
+        joined: the raw ids as one string, if at hand; one scan of it spares the per-id
+        strip and suffix test when no id can need them (narrow files are mostly ids).
+        """
+        plain = joined is not None and joined.isascii() and not any(
+            space in joined for space in " \t\r\x0b\x0c\x1c\x1d\x1e\x1f"
+        )
+        ids = raw_ids if plain else [raw_id.strip() for raw_id in raw_ids]
+        if ids and max(map(len, ids)) > MAX_ID_CHARS:
+            return False
+        suffixed = [] if plain and ".zarr" not in (joined or "") else [
+            row for row, sample_id in enumerate(ids) if sample_id.endswith(ZARR_SUFFIXES)
+        ]
         examples = [ids[row] for row in suffixed[:3]]
         for row in suffixed:
             ids[row] = _without_suffix(ids[row])
         unique = set(ids)
-        if "" in unique or len(unique) != len(ids) or not unique.isdisjoint(self.first_line):
+        # keys().isdisjoint scans the smaller side; set.isdisjoint(dict) would scan every id
+        # seen so far, once per block: quadratic in rows.
+        if "" in unique or len(unique) != len(ids) or not self.first_line.keys().isdisjoint(
+            unique
+        ):
             return False  # add() row by row says where
         self.suffixed_count += len(suffixed)
         self.suffixed += examples[: 3 - len(self.suffixed)]
@@ -114,6 +143,14 @@ class _Rows:
 
     def add(self, raw_id: str, line: int) -> None:
         sample_id = raw_id.strip()
+        if len(sample_id) > MAX_ID_CHARS:
+            raise SubmissionError(
+                "id_too_long",
+                f"line {line}, column 'id': the id is {len(sample_id):,} characters long, "
+                f"over the {MAX_ID_CHARS:,}-character limit. Put each sample's id (as in the "
+                "challenge's id list) in the id column; check that the file is "
+                "comma-separated.",
+            )
         if sample_id.endswith(ZARR_SUFFIXES):
             self.suffixed_count += 1
             if len(self.suffixed) < 3:
@@ -320,8 +357,11 @@ def _checked_size(path: Path, max_bytes: int) -> int:
 
 
 def _layout(header: list[str], embedding_dim: int | None, line: int = 1) -> _Layout:
-    names = [name.strip() for name in header]
+    """Every step is one pass over the fields (sets and dicts, no list lookups): a header
+    of 65,536 columns is checked in milliseconds."""
     where = f"line {line} (header)"
+    _check_field_count(len(header), embedding_dim, where)
+    names = [name.strip() for name in header]
     if names:
         names[0] = names[0].lstrip("\ufeff").strip()  # Excel's byte-order mark
     id_fields = [index for index, name in enumerate(names) if name == "id"]
@@ -335,8 +375,8 @@ def _layout(header: list[str], embedding_dim: int | None, line: int = 1) -> _Lay
     id_field = id_fields[0]
     digits = [i for i, name in enumerate(names) if name.isascii() and name.isdigit()]
     if digits:
-        fields = sorted(digits, key=lambda index: int(names[index]))
-        ignored = [name for i, name in enumerate(names) if i != id_field and i not in digits]
+        fields, digit_set = digits, set(digits)
+        ignored = [name for i, name in enumerate(names) if i != id_field and i not in digit_set]
     else:
         fields = [index for index in range(len(names)) if index != id_field]
         ignored = []
@@ -346,9 +386,17 @@ def _layout(header: list[str], embedding_dim: int | None, line: int = 1) -> _Lay
             f"{where}: there is an 'id' column but no embedding column. Add one column per "
             "embedding dimension, named 0, 1, 2, ... (header e.g. id,0,1,2).",
         )
-    seen: dict[int | str, int] = {}
-    for index in fields:
-        key: int | str = int(names[index]) if digits else names[index]
+    if embedding_dim is not None:
+        _check_dim(len(fields), embedding_dim, where)
+    # A digit name's value without int(): Python refuses to convert over 4,300 digits, and
+    # (length, text) of the name without leading zeros orders the same way.
+    keys: list[int | str | tuple[int, str]] = [names[index] for index in fields]
+    if digits:
+        keys = [(len(key), key) for key in (names[index].lstrip("0") for index in fields)]
+        order = sorted(range(len(fields)), key=keys.__getitem__)
+        fields, keys = [fields[i] for i in order], [keys[i] for i in order]
+    seen: dict[int | str | tuple[int, str], int] = {}
+    for index, key in zip(fields, keys, strict=True):
         if key in seen:
             raise SubmissionError(
                 "duplicate_columns",
@@ -356,9 +404,26 @@ def _layout(header: list[str], embedding_dim: int | None, line: int = 1) -> _Lay
                 "name the same embedding dimension; give each column its own name.",
             )
         seen[key] = index
-    if embedding_dim is not None:
-        _check_dim(len(fields), embedding_dim, where)
     return _Layout(names, line, id_field, fields, ignored)
+
+
+def _check_field_count(count: int, embedding_dim: int | None, where: str) -> None:
+    """Before any per-column work: a header wider than any challenge allows."""
+    if count <= MAX_COLUMNS:
+        return
+    expected = (
+        f"this challenge takes the id column and {embedding_dim} embedding columns "
+        f"(id,0,1,...,{embedding_dim - 1})"
+        if embedding_dim is not None
+        else "a submission is the id column and one column per embedding dimension "
+        "(id,0,1,...,N-1)"
+    )
+    raise SubmissionError(
+        "too_many_columns",
+        f"{where}: the header has {count:,} columns, over the limit of {MAX_COLUMNS:,} "
+        f"columns in all; {expected}. Check that each row is one sample, not a whole "
+        "matrix written out as one line.",
+    )
 
 
 def _no_id_message(names: list[str]) -> str:
@@ -396,9 +461,13 @@ def _parse_record(fields: list[str], line: int, layout: _Layout) -> tuple[str, n
         )
     cells = [fields[index] for index in layout.fields]
     joined = "\n".join(cells)
-    if _CELLS_RE.fullmatch(joined) is None or joined.count("\n") != len(cells) - 1:
+    if (
+        _CELLS_RE.fullmatch(joined) is None
+        or joined.count("\n") != len(cells) - 1
+        or max(map(len, cells)) > MAX_CELL_CHARS
+    ):
         for column, cell in enumerate(cells):
-            if _CELL_RE.fullmatch(cell) is None:
+            if len(cell) > MAX_CELL_CHARS or _CELL_RE.fullmatch(cell) is None:
                 _reject_cell(cell, line, layout.columns[column])
     with np.errstate(over="ignore"):
         values = np.array([float(cell) for cell in cells], dtype=np.float64).astype(np.float32)
@@ -416,6 +485,13 @@ def _parse_record(fields: list[str], line: int, layout: _Layout) -> tuple[str, n
 
 def _reject_cell(cell: str, line: int, column: str) -> None:
     where = f"line {line}, column {_show(column)}"
+    if len(cell) > MAX_CELL_CHARS:
+        raise SubmissionError(
+            "cell_too_long",
+            f"{where}: the value is {len(cell):,} characters long, over the "
+            f"{MAX_CELL_CHARS}-character limit for a number. Write each value with at most "
+            "9 significant digits (e.g. -0.123456 or 1.5e-3); float32 keeps no more.",
+        )
     if not cell.strip():
         raise SubmissionError(
             "not_finite",
@@ -474,6 +550,23 @@ def _show(text: str) -> str:
     return repr(text)
 
 
+def _line_too_long(line: int, limit: int, header: bool) -> SubmissionError:
+    if header:
+        return SubmissionError(
+            "line_too_long",
+            f"line {line} (header): the header is longer than {limit:,} bytes, the most "
+            f"{MAX_COLUMNS:,} columns may take. Write the header as id,0,1,...,N-1 with one "
+            "column per embedding dimension.",
+        )
+    return SubmissionError(
+        "line_too_long",
+        f"line {line}: the line is longer than {limit:,} bytes, the most a row of this header "
+        f"can take ({_BYTES_PER_COLUMN} bytes per column plus {_LINE_SLACK:,}). Write one "
+        "sample per line (id, then one short number per embedding column) and check that "
+        "the line breaks were not lost.",
+    )
+
+
 def _not_utf8(line: int) -> SubmissionError:
     return SubmissionError(
         "not_utf8",
@@ -493,7 +586,8 @@ def _read_slow(
     values: list[np.ndarray] = []
     with path.open("rb") as handle:
         text = io.TextIOWrapper(handle, encoding="utf-8", errors="surrogateescape", newline="")
-        reader = csv.reader(_checked_lines(text))
+        lines = _CheckedLines(text)
+        reader = csv.reader(lines)
         start = 1
         try:
             for record in reader:
@@ -502,6 +596,7 @@ def _read_slow(
                     continue  # blank line
                 if layout is None:
                     layout = _layout(record, embedding_dim, line)
+                    lines.header, lines.limit = False, layout.max_line_bytes
                     continue
                 raw_id, row = _parse_record(record, line, layout)
                 rows.add(raw_id, line)
@@ -521,11 +616,28 @@ def _read_slow(
     return layout, rows, matrix
 
 
-def _checked_lines(text: Iterable[str]) -> Iterator[str]:
-    for line, content in enumerate(text, start=1):
-        if _ESCAPED_BYTE_RE.search(content):
-            raise _not_utf8(line)
-        yield content
+class _CheckedLines:
+    """The physical lines csv reads, each checked before csv sees it: its length in bytes
+    (without the line break; read no further than the limit), then its UTF-8."""
+
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self.text = text
+        self.header = True  # until a header was read; then the limit follows its width
+        self.limit = _MAX_HEADER_BYTES
+
+    def __iter__(self) -> Iterator[str]:
+        line = 0
+        while content := self.text.readline(self.limit + 2):  # characters: >= as many bytes
+            line += 1
+            body = content.rstrip("\r\n")  # newline="": one "\n", "\r\n" or "\r" at most
+            if len(body) > self.limit or (
+                not body.isascii()
+                and len(body.encode("utf-8", errors="surrogateescape")) > self.limit
+            ):
+                raise _line_too_long(line, self.limit, self.header)
+            if _ESCAPED_BYTE_RE.search(content):
+                raise _not_utf8(line)
+            yield content
 
 
 # --- the fast reader: numba over blocks of lines ------------------------------------------
@@ -547,18 +659,19 @@ def _read_fast(
 ) -> tuple[_Layout, _Rows, np.ndarray] | None:
     """Parse the common dialect in parallel; None = let the slow reader decide."""
     with path.open("rb") as handle:
-        first = handle.readline(_MAX_HEADER_BYTES)
+        first = handle.readline(_MAX_HEADER_BYTES + 2)  # room for "\r\n" after the limit
         header = first.rstrip(b"\n").removesuffix(b"\r")
         if not header.strip() or b'"' in header or b"\r" in header:
             return None
+        if len(header) > _MAX_HEADER_BYTES or (not first.endswith(b"\n") and len(first) < size):
+            raise _line_too_long(1, _MAX_HEADER_BYTES, header=True)
         try:
-            names = header.decode("utf-8").split(",")
+            text = header.decode("utf-8")
         except UnicodeDecodeError:
             raise _not_utf8(1) from None
-        layout = _layout(names, embedding_dim)
+        _check_field_count(text.count(",") + 1, embedding_dim, "line 1 (header)")
+        layout = _layout(text.split(","), embedding_dim)
         if not first.endswith(b"\n"):
-            if len(first) < size:  # a header longer than _MAX_HEADER_BYTES
-                return None
             return layout, _Rows(), np.empty((0, len(layout.fields)), dtype=np.float32)
         return _read_blocks(handle, size - len(first), layout)
 
@@ -590,6 +703,10 @@ def _read_blocks(
         bounds = _segment_bounds(buffer, filled, final, segments)
         consumed = int(bounds[-1])
         if consumed == 0 and not final:  # no complete line yet
+            if filled - 1 > layout.max_line_bytes:  # (the last byte may be the "\r" of "\r\n")
+                if (buffer[: filled - 1] == 13).any():
+                    return None  # a lone CR ends a line for csv: the slow reader decides
+                raise _line_too_long(first_line, layout.max_line_bytes, header=False)
             if filled == len(buffer) - 1:  # a line longer than the buffer
                 buffer = np.concatenate([buffer[:filled], np.empty(filled + 1, np.uint8)])
             carry = filled
@@ -658,14 +775,15 @@ def _collect(
     if not len(taken):
         return True
     ids = records[taken]
-    if (status[taken] == _OK).all():
+    limit = layout.max_line_bytes
+    if (status[taken] == _OK).all() and (ids[:, _LINE_END] - ids[:, _LINE_START]).max() <= limit:
         joined = _gather_ids(buffer, ids[:, _ID_START], ids[:, _ID_END])
         try:
-            raw_ids = str(memoryview(joined), "utf-8").split("\n")
+            text = str(memoryview(joined), "utf-8")
         except UnicodeDecodeError:
             pass  # the loop below says on which line
         else:
-            if rows.add_many(raw_ids, lines_of):
+            if rows.add_many(text.split("\n"), lines_of, text):
                 return True
     view = memoryview(buffer)
     for offset, (state, record, line) in enumerate(
@@ -673,6 +791,8 @@ def _collect(
     ):
         if state == _ABORT:
             return False
+        if record[_LINE_END] - record[_LINE_START] > limit:
+            raise _line_too_long(line, limit, header=False)
         try:
             if state == _OK:
                 raw_id = str(view[record[_ID_START] : record[_ID_END]], "utf-8")
@@ -777,8 +897,13 @@ def _parse_segment(
     lines = 0
     while k < stop:
         line_start = k
-        if buffer[k] == 10 or (buffer[k] == 13 and (k + 1 == filled or buffer[k + 1] == 10)):
-            k += 1 if buffer[k] == 10 else 2  # a blank line
+        if buffer[k] == 10:  # blank lines: a tight loop, so that a file of them costs little
+            while k < stop and buffer[k] == 10:
+                k += 1
+                lines += 1
+            continue
+        if buffer[k] == 13 and (k + 1 == filled or buffer[k + 1] == 10):
+            k += 2  # a blank line
             lines += 1
             continue
         if rows == slots:
@@ -791,8 +916,9 @@ def _parse_segment(
         while True:
             target = targets[field_index]
             if target >= 0:
+                cell_start = k
                 value, k, ok = _scan_number(buffer, k, filled)
-                if not ok:
+                if not ok or k - cell_start > MAX_CELL_CHARS:  # Python says why
                     state = _PYTHON
                     break
                 out[target] = value

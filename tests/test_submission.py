@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from unittest.mock import patch
 
@@ -155,7 +157,7 @@ def test_non_numeric_names_line_column_and_value(tmp_path: Path, row: str, value
 
 
 def test_non_numeric_value_is_truncated(tmp_path: Path) -> None:
-    error = rejected(good(tmp_path, "d,1,2," + "x" * 5000 + "\n"))
+    error = rejected(good(tmp_path, "d,1,2," + "x" * 90 + "\n"))
     assert error.code == "non_numeric"
     assert "line 5, column '2'" in str(error)
     assert "..." in str(error) and len(str(error)) < 400
@@ -398,3 +400,116 @@ def test_duplicates_and_suffixes_across_blocks(tmp_path: Path) -> None:
         assert "'s0.zarr.zip', 's1.zarr.zip', 's2.zarr.zip'" in submission.warnings[0]
         error = rejected(write(tmp_path, "id,0,1\n" + "".join(rows) + "s7,1,1\n"))
     assert error.code == "duplicate_ids" and "line 32" in str(error) and "line 9" in str(error)
+
+
+# --- hostile sizes: refused early, the same way by both readers ---------------------------
+
+
+def both_readers(path: Path, embedding_dim: int | None = None) -> SubmissionError:
+    """The fast reader's error, after checking that the slow reader gives the same one."""
+    size = sub._checked_size(path, sub.DEFAULT_MAX_BYTES)
+    errors = []
+    for read in (lambda: sub._read_fast(path, size, embedding_dim),
+                 lambda: sub._read_slow(path, embedding_dim)):
+        with pytest.raises(SubmissionError) as caught:
+            parsed = read()
+            if parsed is not None:
+                sub._finish(*parsed)
+        errors.append(caught.value)
+    fast, slow = errors
+    assert (fast.code, str(fast)) == (slow.code, str(slow))
+    return fast
+
+
+@pytest.mark.parametrize("dim", [None, 384])
+def test_header_wider_than_any_challenge(tmp_path: Path, dim: int | None) -> None:
+    header = "id," + ",".join(map(str, range(200_000)))
+    path = write(tmp_path, header + "\n" + ("a," + ",".join(["1"] * 200_000) + "\n") * 3)
+    error = both_readers(path, dim)
+    assert error.code == "too_many_columns" and "200,001 columns" in str(error)
+    assert "65,536" in str(error) and str(error).startswith("line 1 (header)")
+    assert ("383" in str(error)) == (dim is not None)
+
+
+def test_wide_header_under_the_limit_is_read_in_linear_time(tmp_path: Path) -> None:
+    width = sub.MAX_COLUMNS - 1
+    rows = "".join(f"r{row}," + ",".join([str(row + 1)] * width) + "\n" for row in range(3))
+    path = write(tmp_path, "id," + ",".join(map(str, range(width))) + "\n" + rows)
+    assert read_submission(path).matrix.shape == (3, width)
+    assert rejected(path, embedding_dim=1024).code == "too_many_columns"
+
+
+def test_huge_digit_column_name(tmp_path: Path) -> None:
+    # int() refuses over 4,300 digits: the order of digit names must not depend on it.
+    path = write(tmp_path, f"id,1,{'0' * 5000}2,{'0' * 4999}2\na,1,2,3\nb,4,5,6\n")
+    assert both_readers(path).code == "duplicate_columns"
+    path = write(tmp_path, f"id,1,{'9' * 5000},0\na,1,2,3\nb,4,5,6\n")
+    assert read_submission(path).matrix.tolist() == [[3, 1, 2], [6, 4, 5]]
+
+
+@pytest.mark.parametrize(
+    ("row", "code"),
+    [
+        ("d,1,2," + "3" * 5000, "line_too_long"),
+        ("d,1,2," + "," * 5000, "line_too_long"),
+        ("d,1,2,1e" + "0" * 150, "cell_too_long"),
+        ("d,1,2," + "0" * 150 + "1", "cell_too_long"),
+        ("d,1,2, " + " " * 150 + "1", "cell_too_long"),
+        ("x" * 1001 + ",1,2,3", "id_too_long"),
+    ],
+)
+def test_hostile_line_cell_or_id(tmp_path: Path, row: str, code: str) -> None:
+    path = good(tmp_path, row + "\n", "e,1,2,3\n")
+    error = both_readers(path)
+    assert error.code == code and "line 5" in str(error)
+    with patch.object(sub, "_BLOCK_BYTES", 64), patch.object(sub, "_MIN_SEGMENT_BYTES", 8):
+        assert str(rejected(path)) == str(error)
+    # An earlier problem still wins.
+    assert both_readers(good(tmp_path, "c,1,x,3\n", row + "\n")).code == "non_numeric"
+
+
+def test_line_without_end_is_refused_once_past_the_limit(tmp_path: Path) -> None:
+    rows = "".join(f"a{row},{row}\n" for row in range(10))
+    path = write(tmp_path, "id,0\n" + rows + "b," + "1" * 20_000_000)
+    with patch.object(sub, "_BLOCK_BYTES", 4096):
+        error = rejected(path)
+    assert error.code == "line_too_long" and "line 12:" in str(error)
+    assert "4,352 bytes" in str(error)
+    assert str(both_readers(path)) == str(error)
+
+
+def test_header_longer_than_any_challenge(tmp_path: Path) -> None:
+    path = write(tmp_path, "id,0," + "x" * sub._MAX_HEADER_BYTES + "\na,1,2\n")
+    error = both_readers(path)
+    assert error.code == "line_too_long" and str(error).startswith("line 1 (header)")
+
+
+@pytest.mark.parametrize(
+    ("dim", "content", "code"),
+    [
+        (384, "id," + ",".join(map(str, range(200_000))) + "\na,1\n", "too_many_columns"),
+        (None, "id,0,1\na,1,2\nb,3," + "4" * 9_000 + "\n", "line_too_long"),
+        (None, "id,0,1\na,1,2\nb,3,x\n", "non_numeric"),
+    ],
+)
+def test_check_submission_and_evaluate_say_the_same(
+    tmp_path: Path, dim: int | None, content: str, code: str
+) -> None:
+    from tests.challenge import TaskSpec, write_challenge
+
+    labels, _ = write_challenge(tmp_path, [TaskSpec("t", 20)], dim=4)
+    path = write(tmp_path, content, name="bad.csv")
+    config = write(tmp_path, f"embedding_dim: {dim}\n" if dim else "k_folds: 2\n", "c.yaml")
+    dim_flag = ["--dim", str(dim)] if dim else []
+    errors = []
+    for args in (["check-submission", path, *dim_flag],
+                 ["evaluate", "--labels", labels, "--submission", path, "--config", config,
+                  "--output", tmp_path / "out"]):
+        done = subprocess.run([sys.executable, "-m", "evaluator", *map(str, args)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr
+        (line,) = [line for line in done.stderr.splitlines() if ": error: " in line]
+        errors.append(line.split(": error: ", 1)[1])
+    assert errors[0] == errors[1]
+    assert str(rejected(path, embedding_dim=dim)) == errors[0]
+    assert rejected(path, embedding_dim=dim).code == code

@@ -8,13 +8,13 @@
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -22,14 +22,23 @@ from hypothesis.extra import numpy as hnp
 from evaluator import submission as sub
 from evaluator.errors import SubmissionError
 
-FOLDER = Path(tempfile.mkdtemp(prefix="submission-properties-"))
 SETTINGS = settings(
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
+FOLDER: list[Path] = []  # pytest's temporary folder for this module (removed by pytest)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    FOLDER.append(tmp_path_factory.mktemp("submission-properties"))
+    yield
+    FOLDER.pop()
+
+
 def write(content: bytes) -> Path:
-    path = FOLDER / "submission.csv"
+    path = FOLDER[-1] / "submission.csv"
     path.write_bytes(content)
     return path
 
