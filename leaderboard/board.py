@@ -7,14 +7,8 @@ rendered, so every output format can escape them its own way.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-
-import numpy as np
-
-from leaderboard.ranking import Ranking
 
 
 @dataclass(frozen=True)
@@ -48,37 +42,3 @@ class Board:
         for when, _ in self.history:
             if when.utcoffset() is None:
                 raise ValueError("Board.history times must be timezone-aware (UTC)")
-
-
-def display_order(entries: Sequence[BoardEntry]) -> list[BoardEntry]:
-    """Rank ascending, unranked last; ties keep their input order (stable sort)."""
-    return sorted(entries, key=lambda e: (e.rank is None, e.rank or 0))
-
-
-def entries_from_ranking(
-    teams: Sequence[str],
-    tasks: Sequence[str],
-    quality: np.ndarray,
-    ranking: Ranking,
-    *,
-    competing: Sequence[bool] | None = None,
-    rank_intervals: Mapping[str, tuple[int, int]] | None = None,
-) -> list[BoardEntry]:
-    """Board entries, in display order, for `ranking = rank_entries(quality)` (rows = teams)."""
-    quality = np.asarray(quality, dtype=np.float64)
-    entries = []
-    for row, team in enumerate(teams):
-        ranked = bool(ranking.ranked[row])
-        score = float(ranking.weighted_score[row])
-        entries.append(
-            BoardEntry(
-                team=team,
-                rank=int(ranking.rank[row]) if ranked else None,
-                mean_quality=float(ranking.mean_quality[row]),
-                weighted_score=score if ranked and not math.isnan(score) else None,
-                task_quality={t: float(quality[row, i]) for i, t in enumerate(tasks)},
-                rank_interval=(rank_intervals or {}).get(team),
-                competing=True if competing is None else bool(competing[row]),
-            )
-        )
-    return display_order(entries)

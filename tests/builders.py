@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,10 @@ from sklearn.metrics import f1_score, r2_score
 from sklearn.model_selection import ShuffleSplit
 
 from evaluator.config import EvaluationConfig
+from evaluator.db.models import CountingRule
 from evaluator.results import EvaluationResult, TaskResult, quality
+from leaderboard.board import Board
+from leaderboard.standings import Scored, build_board, standings
 
 K, E, N_TEST = 5, 4, 7
 NOW = datetime(2024, 3, 9, 14, 5, 7)
@@ -169,6 +172,81 @@ def reference_score(outputs: np.ndarray, targets: np.ndarray, classification: bo
     in_unit = bool(((outputs >= 0) & (outputs <= 1)).all())
     probabilities = outputs if in_unit else 1 / (1 + np.exp(-outputs.astype(np.float64)))
     return float(f1_score(targets, probabilities > 0.5, zero_division=0))
+
+
+# ---- boards, built the way production builds them (standings -> build_board) -----------
+
+NASTY = [
+    "__#bold team__|[e]",
+    "- team_<1>_\\",
+    "<script>alert(1)</script>",
+    "🚀 rocket 👩‍👩‍👧 team",
+    "فريق الأقمار",
+    "צוות לוויין",
+    "evil\u202eoverride",
+    "two\nlines\r\nand\ttab",
+    "x" * 200,
+    "$a$ `code` *star* ~~strike~~ &amp; \"q\" 'a'",
+    "  https://example.com @user  ",
+]
+BOARD_TASKS = ["zebra-crossing-xq7", "kelp-forest-yy9", "glacier-melt-zz3"]
+BOARD_NOW = datetime(2026, 3, 29, 19, 36, 0, tzinfo=UTC)
+# The demo challenge's nine tasks (evaluator/demo.py), as a newcomer's first board shows them.
+DEMO_TASKS = [
+    "biomass_mean", "biomass_std", "crops", "landcover_agriculture", "landcover_forest",
+    "heatisland_mean", "heatisland_std", "clouds_cover", "clouds_opaque",
+]  # fmt: skip
+
+
+def scored_entries(teams: list[str], tasks: list[str], quality: np.ndarray, *,
+                   seed: int = 0, folds: int = 10) -> list[Scored]:
+    """Scored submissions whose fold scores scatter around each Q (rank intervals)."""
+    rng = np.random.default_rng(seed)
+    return [
+        Scored(submission_id=row + 1, team=team, submitted_at=BOARD_NOW, is_public=True,
+               task_quality={t: float(quality[row, i]) for i, t in enumerate(tasks)},
+               fold_scores={t: quality[row, i] + rng.normal(0, 2, folds)
+                            for i, t in enumerate(tasks)})
+        for row, team in enumerate(teams)
+    ]
+
+
+def make_board(*, hidden: bool = False, teams: list[str] | None = None) -> Board:
+    """Nasty names, a baseline (non-competing) and an entry with a NaN task (unranked)."""
+    teams = [*(teams or NASTY), "Baseline mean", "Unranked team"]
+    quality = np.random.default_rng(0).normal(10, 5, size=(len(teams), len(BOARD_TASKS)))
+    quality[-1, 1] = np.nan  # a NaN task: listed, not ranked
+    entries = scored_entries(teams, BOARD_TASKS, quality)
+    entries[-2] = replace(entries[-2], is_baseline=True, label="Baseline mean")
+    result = standings(entries, BOARD_TASKS, CountingRule.BEST)
+    history = [(BOARD_NOW - timedelta(days=3 - step),
+                {team: (rank + step) % len(teams) + 1 for team, rank in zip(
+                    teams, range(len(teams)), strict=True)})
+               for step in range(4)]  # fmt: skip
+    return build_board(result, challenge="Embed <Challenge>", phase="development",
+                       hidden_tasks=hidden, generated_at=BOARD_NOW, history=history,
+                       resamples=200)
+
+
+def make_demo_board() -> Board:
+    """Like the demo's board: nine tasks, long team names (one with no space to break at),
+    everyone competing, and several snapshots minutes apart on one day."""
+    teams = [
+        "strong", "medium", "weak", "baseline_mean", "baseline_random",
+        "Université de Montréal — self-supervised ViT-L/14 embeddings (v3, 1024-d)",
+        "team-with-an-extremely-long-unbroken-name-that-never-wraps-anywhere-at-all",
+        "y" * 90,
+    ]  # fmt: skip
+    quality = np.random.default_rng(1).uniform(0, 1, size=(len(teams), len(DEMO_TASKS)))
+    result = standings(scored_entries(teams, DEMO_TASKS, quality, seed=1), DEMO_TASKS,
+                       CountingRule.BEST)
+    history = [
+        (BOARD_NOW - timedelta(minutes=10 * (5 - step)),
+         {team: (row + step) % len(teams) + 1 for row, team in enumerate(teams)})
+        for step in range(6)
+    ]  # fmt: skip
+    return build_board(result, challenge="Embedding demo", phase="dev", hidden_tasks=False,
+                       generated_at=BOARD_NOW, history=history, resamples=200)
 
 
 # ---- the command line -------------------------------------------------------------------

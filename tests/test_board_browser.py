@@ -12,7 +12,7 @@ import pytest
 
 from leaderboard.render.escape import plain_name
 from leaderboard.render.html import board_html
-from tests.test_render import make_board, make_demo_board
+from tests.builders import make_board, make_demo_board
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

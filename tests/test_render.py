@@ -11,13 +11,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leaderboard.board import Board, BoardEntry, entries_from_ranking
-from leaderboard.ranking import rank_entries
+from leaderboard.board import Board, BoardEntry
 from leaderboard.render.board_json import (
     HIDDEN_BOARD_KEYS,
     HIDDEN_ENTRY_KEYS,
@@ -30,93 +28,9 @@ from leaderboard.render.formatting import NON_COMPETING_MARK
 from leaderboard.render.html import board_html, x_ticks
 from leaderboard.render.markdown import README_END, README_START, readme_table, update_readme
 from leaderboard.render.pictures import board_pictures
-
-NASTY = [
-    "__#bold team__|[e]",
-    "- team_<1>_\\",
-    "<script>alert(1)</script>",
-    "🚀 rocket 👩‍👩‍👧 team",
-    "فريق الأقمار",
-    "צוות לוויין",
-    "evil\u202eoverride",
-    "two\nlines\r\nand\ttab",
-    "x" * 200,
-    "$a$ `code` *star* ~~strike~~ &amp; \"q\" 'a'",
-    "  https://example.com @user  ",
-]
-TASKS = ["zebra-crossing-xq7", "kelp-forest-yy9", "glacier-melt-zz3"]
-NOW = datetime(2026, 3, 29, 19, 36, 0, tzinfo=UTC)
-
-
-def make_board(*, hidden: bool = False, teams: list[str] | None = None) -> Board:
-    teams = [*(teams or NASTY), "Baseline mean", "Unranked team"]
-    rng = np.random.default_rng(0)
-    quality = rng.normal(10, 5, size=(len(teams), len(TASKS)))
-    quality[-1, 1] = np.nan  # a NaN task: listed, not ranked
-    ranking = rank_entries(quality)
-    competing = [True] * (len(teams) - 2) + [False, True]
-    intervals = {
-        t: (max(1, int(r) - 1), int(r) + 1)
-        for t, r, ok in zip(teams, ranking.rank, ranking.ranked, strict=True)
-        if ok
-    }
-    entries = entries_from_ranking(
-        teams, TASKS, quality, ranking, competing=competing, rank_intervals=intervals
-    )
-    history = []
-    for step in range(4):
-        ranks = {e.team: (e.rank + step) % len(teams) for e in entries if e.rank is not None}
-        history.append((NOW - timedelta(days=3 - step), ranks))
-    return Board(
-        challenge="Embed <Challenge>",
-        phase="development",
-        generated_at=NOW,
-        tasks=list(TASKS),
-        weights={t: float(w) for t, w in zip(TASKS, ranking.weights, strict=True)},
-        entries=entries,
-        hidden_tasks=hidden,
-        history=history,
-    )
-
-
-# The demo challenge's nine tasks (evaluator/demo.py), as a newcomer's first board shows them.
-DEMO_TASKS = [
-    "biomass_mean", "biomass_std", "crops", "landcover_agriculture", "landcover_forest",
-    "heatisland_mean", "heatisland_std", "clouds_cover", "clouds_opaque",
-]  # fmt: skip
-
-
-def make_demo_board() -> Board:
-    """Like the demo's board: nine tasks, long team names (one with no space to break at),
-    everyone competing, and several snapshots minutes apart on one day."""
-    teams = [
-        "strong", "medium", "weak", "baseline_mean", "baseline_random",
-        "Université de Montréal — self-supervised ViT-L/14 embeddings (v3, 1024-d)",
-        "team-with-an-extremely-long-unbroken-name-that-never-wraps-anywhere-at-all",
-        "y" * 90,
-    ]  # fmt: skip
-    quality = np.random.default_rng(1).uniform(0, 1, size=(len(teams), len(DEMO_TASKS)))
-    ranking = rank_entries(quality)
-    entries = entries_from_ranking(
-        teams, DEMO_TASKS, quality, ranking,
-        rank_intervals={t: (max(1, int(r) - 1), int(r) + 1) for t, r in zip(
-            teams, ranking.rank, strict=True)},
-    )  # fmt: skip
-    history = [
-        (NOW - timedelta(minutes=10 * (5 - step)),
-         {e.team: (int(e.rank or 1) + step) % len(teams) + 1 for e in entries})
-        for step in range(6)
-    ]  # fmt: skip
-    return Board(
-        challenge="Embedding demo",
-        phase="dev",
-        generated_at=NOW,
-        tasks=list(DEMO_TASKS),
-        weights={t: float(w) for t, w in zip(DEMO_TASKS, ranking.weights, strict=True)},
-        entries=entries,
-        hidden_tasks=False,
-        history=history,
-    )
+from tests.builders import BOARD_NOW as NOW
+from tests.builders import BOARD_TASKS as TASKS
+from tests.builders import make_board, make_demo_board
 
 
 def strict_loads(text: str) -> object:
@@ -220,7 +134,8 @@ def test_readme_table_renders_each_name_as_one_plain_cell() -> None:
         raw = re.sub(r"&(#\d+|[a-z]+);", "", cells[1])  # our own entities
         assert "<" not in raw and ">" not in raw and "\n" not in raw and "\u202e" not in raw
         assert re.search(r"(?<!\\)[*_\[\]`#~$]", raw) is None, raw
-    assert rows[0][3].strip() == "1–2"
+    lo, hi = board.entries[0].rank_interval or (0, 0)
+    assert lo == 1 and rows[0][3].strip() == f"{lo}–{hi}"  # the bootstrap's 95% interval
     assert rows[-1][2].strip() == "n/a"
 
 
@@ -279,7 +194,8 @@ def test_html_is_self_contained_and_escapes_every_team() -> None:
         assert f"<bdi>{escaped}</bdi>" in page
     assert "\u202e" not in page
     # Rank intervals as text and as a bar; sortable headers.
-    assert "1–2" in page and 'class="interval"' in page and 'data-type="number"' in page
+    lo, hi = board.entries[0].rank_interval or (0, 0)
+    assert f"{lo}–{hi}" in page and 'class="interval"' in page and 'data-type="number"' in page
     assert page.count('<tr data-team="') == 2 * len(board.entries)  # standings + heatmap
 
 

@@ -495,7 +495,7 @@ def test_header_longer_than_any_challenge(tmp_path: Path) -> None:
 def test_check_submission_and_evaluate_say_the_same(
     tmp_path: Path, dim: int | None, content: str, code: str
 ) -> None:
-    from tests.challenge import TaskSpec, write_challenge
+    from tests.builders import TaskSpec, write_challenge
 
     labels, _ = write_challenge(tmp_path, [TaskSpec("t", 20)], dim=4)
     path = write(tmp_path, content, name="bad.csv")
