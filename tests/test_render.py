@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from evaluator.errors import ConfigError
 from leaderboard.board import Board, BoardEntry
 from leaderboard.render.board_json import (
     HIDDEN_BOARD_KEYS,
@@ -172,7 +173,7 @@ def test_update_readme_keeps_the_organisers_text() -> None:
     ],
 )
 def test_update_readme_asks_for_the_markers(text: str) -> None:
-    with pytest.raises(ValueError, match="marker"):
+    with pytest.raises(ConfigError, match="marker"):
         update_readme(text, [make_board()])
 
 

@@ -7,6 +7,7 @@ is replaced atomically, so a web server reading the folder never serves half a f
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from evaluator.files import write_atomic
@@ -17,13 +18,30 @@ from leaderboard.render.markdown import README_END, README_START, update_readme
 from leaderboard.render.pictures import board_pictures
 
 
+def board_files(board: Board) -> dict[str, bytes]:
+    """The phase's published files by name (the README aside: it is merged, not replaced)."""
+    files = {"leaderboard.json": board_json(board).encode(),
+             "leaderboard.html": board_html(board).encode()}
+    with tempfile.TemporaryDirectory() as folder:
+        for path in board_pictures(board, Path(folder)):
+            files[path.name] = path.read_bytes()
+    return files
+
+
+def readme_with(boards: list[Board], text: str | None, title: str) -> str:
+    """`text` (an existing README) with the boards' tables between the markers."""
+    if text is None:
+        text = f"# {title}\n\n{README_START}\n{README_END}\n"
+    return update_readme(text, boards)
+
+
 def write_board_files(board: Board, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    written = [folder / "leaderboard.json", folder / "leaderboard.html", folder / "README.md"]
-    write_atomic(written[0], board_json(board).encode())
-    write_atomic(written[1], board_html(board).encode())
-    readme = written[2]
-    text = (readme.read_text(encoding="utf-8") if readme.exists()
-            else f"# Leaderboard: {board.phase}\n\n{README_START}\n{README_END}\n")
-    write_atomic(readme, update_readme(text, [board]).encode())
-    return [*written, *board_pictures(board, folder)]
+    written = []
+    for name, data in board_files(board).items():
+        write_atomic(folder / name, data)
+        written.append(folder / name)
+    readme = folder / "README.md"
+    old = readme.read_text(encoding="utf-8") if readme.exists() else None
+    write_atomic(readme, readme_with([board], old, f"Leaderboard: {board.phase}").encode())
+    return [*written, readme]

@@ -125,7 +125,7 @@ class GitHubPublisher:
         try:  # UnicodeDecodeError is a ValueError too: a README that is not UTF-8
             new_readme = update_readme(self._readme(repo, target, head, known,
                                                     listing.truncated))
-        except ValueError as error:
+        except (ValueError, ConfigError) as error:
             raise ConfigError(f"{target.repo}:{target.readme}: {error}") from None
         content = {**wanted, target.readme: new_readme.encode()}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from evaluator.errors import ConfigError
 from leaderboard.board import Board
 from leaderboard.render.escape import markdown_text
 from leaderboard.render.formatting import NON_COMPETING_MARK, fmt, interval_text, stamp
@@ -43,7 +44,7 @@ def update_readme(text: str, boards: list[Board]) -> str:
     Text outside the markers is kept byte for byte; applying it twice changes nothing."""
     start, end = text.find(README_START), text.find(README_END)
     if start < 0 or end < start or text.count(README_START) != 1 or text.count(README_END) != 1:
-        raise ValueError(
+        raise ConfigError(
             "The README needs exactly one leaderboard marker pair, in this order, on their "
             f"own lines: {README_START} ... {README_END}; add them where the leaderboard "
             "should appear."
