@@ -53,6 +53,14 @@ class DeleteResult(enum.Enum):
     MAYBE_GONE = "maybe gone"
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """Status and (redacted) detail of a probe's answer."""
+
+    status_code: int
+    detail: str
+
+
 class EvalAIClient:
     def __init__(self, base_url: str, token: str, *, challenge_pk: int, queue: str,
                  token_source: str = "the EvalAI host token", scheme: str = "Bearer",
@@ -149,6 +157,40 @@ class EvalAIClient:
     @property
     def _update_path(self) -> str:
         return f"/api/jobs/challenge/{self.challenge_pk}/update_submission/"
+
+    # ---- checks without side effects (probeboard check-config) ------------------------
+
+    def check_host(self) -> str:
+        """Whether the token works and belongs to a host of the challenge. A PATCH naming
+        no submission changes nothing: EvalAI checks the caller before the submission."""
+        status, detail = self._probe("PATCH", self._update_path,
+                                     {"submission_status": "running"})
+        if status == 404:
+            return f"token accepted ({self.token_source}), host of challenge {self.challenge_pk}"
+        raise self._http_error("update_submission check", _Answer(status, detail))
+
+    def check_queue(self) -> str:
+        """Whether the queue exists, without receiving (which would hide a message for the
+        visibility timeout): a delete with an empty handle is refused after the queue
+        lookup, before anything is deleted."""
+        status, detail = self._probe("POST", f"/api/jobs/queues/{self.queue}/",
+                                     {"receipt_handle": ""})
+        if status == 400 and "receipt handle" in detail:
+            return f"queue {self.queue} exists"
+        if status == 400 and "does not exist" in detail:
+            raise ServiceError(SERVICE, f"queue {self.queue!r} does not exist on challenge "
+                               f"{self.challenge_pk}; copy the queue name from the "
+                               "challenge's settings", retryable=False, status=status)
+        raise self._http_error("queue check", _Answer(status, detail))
+
+    def _probe(self, method: str, path: str, data: dict[str, str]) -> tuple[int, str]:
+        try:
+            response = self.session.request(method, self.base_url + path, data=data,
+                                            headers={"Authorization": self._auth},
+                                            timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise _network_error(f"{method} {_path_only(path)}", self.base_url, exc) from None
+        return response.status_code, self._redact(_detail(response))
 
     # ---- the participant's file ------------------------------------------------------
 
@@ -259,9 +301,10 @@ class EvalAIClient:
 
         return call_with_retries(attempt, self.policy, f"EvalAI {what}")
 
-    def _http_error(self, what: str, response: requests.Response) -> ServiceError:
+    def _http_error(self, what: str, response: requests.Response | _Answer) -> ServiceError:
         status = response.status_code
-        detail = self._redact(_detail(response))
+        detail = (response.detail if isinstance(response, _Answer)
+                  else self._redact(_detail(response)))
         if status == 401 and "not authorized" not in detail:
             return ServiceAuthError(SERVICE, f"{what} refused {self.token_source} ({status}: "
                                     f"{detail}); renew it (EvalAI profile page, 'Get your Auth "
@@ -309,10 +352,14 @@ def _detail(response: requests.Response) -> str:
     return str(body)[:300]
 
 
-def _status_error(what: str, status: int, response: requests.Response,
+def _status_error(what: str, status: int, response: requests.Response | _Answer,
                   detail: str | None = None) -> ServiceError:
-    retry_after = _retry_after(response) if status == 429 else None
-    return ServiceError(SERVICE, f"{what} answered {status}: {detail or _detail(response)}",
+    retry_after = (_retry_after(response) if status == 429
+                   and isinstance(response, requests.Response) else None)
+    if detail is None:
+        assert isinstance(response, requests.Response)
+        detail = _detail(response)
+    return ServiceError(SERVICE, f"{what} answered {status}: {detail}",
                         retryable=status >= 500 or status == 429, status=status,
                         retry_after=retry_after)
 

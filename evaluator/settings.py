@@ -25,6 +25,7 @@
     workers: {concurrent: 1, threads: 2, wall_seconds: 3600, memory_mb: 8192,
               max_file_mb: 512, lease_seconds: 120, max_attempts: 3}
     poll_seconds: 60
+    workdir: ./work                      # downloads, inbox copies, status.json
 
 Relative paths are relative to the file's folder. Secrets are never in the file: each
 token comes from the environment variable `token_env` names, or the file `token_file`
@@ -104,6 +105,7 @@ class Settings:
     publish_folder: Path | None = None
     github: GitHubSettings | None = None
     poll_seconds: float = 60.0
+    workdir: Path = Path("work")  # downloads, inbox copies, child folders, status.json
 
     def phase(self, slug: str) -> PhaseSettings:
         for phase in self.phases:
@@ -115,7 +117,7 @@ class Settings:
 
 DEFAULT_LABELS = {"rank": "Rank", "weighted_score": "Weighted score", "mean_q": "Mean Q"}
 TOP_KEYS = {"challenge", "database", "scoring", "phases", "evalai", "inbox", "publish",
-            "workers", "poll_seconds"}
+            "workers", "poll_seconds", "workdir"}
 PHASE_KEYS = {"slug", "labels", "scoring", "counting_rule", "hidden_tasks", "evalai_phase_pk"}
 EVALAI_KEYS = {"url", "challenge_pk", "queue", "token_env", "token_file", "split",
                "storage_hosts", "labels"}
@@ -165,6 +167,7 @@ def load_settings(path: Path | str, environ: Mapping[str, str] | None = None) ->
         workers=_workers(top.get("workers", {}), where), evalai=evalai, inbox=inbox,
         publish_folder=_path(publish.get("folder"), base), github=github,
         poll_seconds=_number(top, "poll_seconds", where, 60.0, minimum=1.0),
+        workdir=_path(top.get("workdir"), base) or base / "work",
     )
 
 

@@ -10,15 +10,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from evaluator.cli import boards, demo, scoring
+from evaluator.cli import boards, daemon, demo, scoring
 from evaluator.errors import ProbeboardError
 
-GROUPS = (scoring, boards, demo)
+GROUPS = (scoring, boards, demo, daemon)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(args.verbose)
+    configure_logging(args.verbose + args.verbose_before_command)
     try:
         return int(args.handler(args) or 0)
     except ProbeboardError as error:
@@ -35,15 +35,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # -v works before and after the command name, as people type it.
+    # -v works before and after the command name, as people type it (two dests: argparse
+    # would let the command's default overwrite a count given before it).
+    help_text = "log progress (-v), and the libraries' details too (-vv)"
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                        help="log progress (-v), and the libraries' details too (-vv)")
+    common.add_argument("-v", "--verbose", action="count", default=0, help=help_text)
     parser = argparse.ArgumentParser(
-        prog="probeboard", parents=[common],
+        prog="probeboard",
         description="Score fixed-size embeddings with K-fold linear probes (Q score).",
     )
-    parser.set_defaults(verbose=0)
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        dest="verbose_before_command", help=help_text)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         group.add_commands(commands, common)

@@ -47,15 +47,33 @@ def enqueue(session: Session, target: PublicationTarget | str, action: str,
     return row
 
 
-def last_done_digest(session: Session, target: PublicationTarget | str, action: str,
-                     phase_id: int) -> str | None:
-    """The content digest of the newest publication of this kind that reached its target."""
-    return session.scalar(
-        sa.select(Publication.content_digest)
-        .where(Publication.target == PublicationTarget(target), Publication.action == action,
-               Publication.phase_id == phase_id, Publication.status == P.DONE)
-        .order_by(Publication.done_at.desc(), Publication.id.desc()).limit(1)
-    )
+def record_sent(session: Session, target: PublicationTarget | str, action: str, *,
+                submission_id: int | None = None, phase_id: int | None = None,
+                digest: str | None = None) -> Publication:
+    """A row for something sent while handling another row (a rank re-PUT): done already,
+    kept so the next change is compared with what the target now shows."""
+    row = enqueue(session, target, action, {}, submission_id=submission_id,
+                  phase_id=phase_id, digest=digest)
+    row.status = P.DONE
+    row.done_at = utcnow()
+    return row
+
+
+def last_done_digest(session: Session, target: PublicationTarget | str, actions: list[str],
+                     *, phase_id: int | None = None,
+                     submission_id: int | None = None) -> str | None:
+    """The content digest of the newest publication of these kinds (of this phase or
+    submission, when given) that reached its target."""
+    query = (sa.select(Publication.content_digest)
+             .where(Publication.target == PublicationTarget(target),
+                    Publication.action.in_(actions), Publication.status == P.DONE,
+                    Publication.content_digest.is_not(None))
+             .order_by(Publication.done_at.desc(), Publication.id.desc()).limit(1))
+    if phase_id is not None:
+        query = query.where(Publication.phase_id == phase_id)
+    if submission_id is not None:
+        query = query.where(Publication.submission_id == submission_id)
+    return session.scalar(query)
 
 
 def claim_due(store: Store, owner: str, lease: timedelta, *, limit: int = 50,
@@ -83,11 +101,15 @@ def claim_due(store: Store, owner: str, lease: timedelta, *, limit: int = 50,
         return list(rows)
 
 
-def done(store: Store, publication_id: int, *, now: datetime | None = None) -> None:
+def done(store: Store, publication_id: int, *, digest: str | None = None,
+         now: datetime | None = None) -> None:
+    """The target holds it; `digest` records what exactly was sent."""
     with store.write() as session:
         row = session.get(Publication, publication_id)
         if row is None:
             return
+        if digest is not None:
+            row.content_digest = digest
         row.status = P.DONE
         row.done_at = now or utcnow()
         row.last_error = None

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -57,9 +58,21 @@ def intake_submission(session: Session, *, phase: Phase, team: Team, source: Sou
     return submission, True
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What a worker needs of the submission it claimed (plain values: no session)."""
+
+    id: int
+    phase: str
+    source: Source
+    source_id: str
+    file_url: str
+    attempts: int
+
+
 def claim_next(store: Store, owner: str, lease: timedelta, *,
                phase_ids: list[int] | None = None,
-               now: datetime | None = None) -> Submission | None:
+               now: datetime | None = None) -> Claim | None:
     """Take the oldest submitted submission (optionally of these phases) under a lease."""
     now = now or utcnow()
     with store.write() as session:
@@ -74,7 +87,8 @@ def claim_next(store: Store, owner: str, lease: timedelta, *,
         transition(submission, S.RUNNING, now=now)
         submission.lease_owner = owner
         submission.lease_expires_at = now + lease
-        return submission
+        return Claim(submission.id, submission.phase.slug, submission.source,
+                     submission.source_id, submission.file_url or "", submission.attempts)
 
 
 def leased(session: Session, submission_id: int, owner: str) -> Submission | None:
@@ -99,13 +113,15 @@ def renew(store: Store, submission_id: int, owner: str, lease: timedelta, *,
         return bool(done.rowcount)
 
 
-def release(store: Store, submission_id: int, owner: str) -> bool:
-    """Hand the lease back at a clean shutdown: submitted again, no attempt counted."""
+def release(store: Store, submission_id: int, owner: str, *,
+            count_attempt: bool = False) -> bool:
+    """Hand the lease back: submitted again. A clean shutdown or a passing outside problem
+    counts no attempt; a crashed evaluation does (`count_attempt`)."""
     with store.write() as session:
         submission = leased(session, submission_id, owner)
         if submission is None:
             return False
-        transition(submission, S.SUBMITTED, lost=False)
+        transition(submission, S.SUBMITTED, lost=count_attempt)
         return True
 
 

@@ -82,6 +82,23 @@ class GitHubPublisher:
     def close(self) -> None:
         self._github.close()
 
+    def check_writable(self, target: GitHubTarget) -> str:
+        """Reads only: the repository and branch exist and the token may push to them."""
+        try:
+            repo = self._github.get_repo(target.repo)
+            repo.get_git_ref(f"heads/{target.branch}")
+            permissions = repo.raw_data.get("permissions") or {}
+        except GithubException as error:
+            raise self._service_error(error, target) from error
+        except requests.RequestException as error:
+            raise ServiceError(SERVICE, f"no answer from {target.repo}: "
+                               f"{type(error).__name__}", retryable=True) from None
+        if not permissions.get("push"):
+            raise ServiceAuthError(SERVICE, f"the token in {self.token_setting} may read "
+                                   f"{target.repo} but not push to it; give it write access "
+                                   "to the repository's contents")
+        return f"{target.repo}@{target.branch} exists and the token may push to it"
+
     def publish(self, target: GitHubTarget, files: Mapping[str, bytes],
                 update_readme: Callable[[str], str], message: str) -> str | None:
         """Commit `files` (paths relative to `target.folder`) and the README that

@@ -181,6 +181,7 @@ class GitHubServer:
 
     def __init__(self, token: str = "test-token", prefix: str = "/api/v3") -> None:
         self.token = token
+        self.can_push = True  # what the repo's "permissions" says of the token
         self.prefix = prefix.rstrip("/")
         self.store = GitStore()
         self.repos: dict[str, Repo] = {}
@@ -427,7 +428,9 @@ class _Routes:
         r = self.repo
         return 200, {"id": zlib.crc32(r.name.encode()), "name": r.name,
                      "full_name": f"{r.owner}/{r.name}", "owner": {"login": r.owner},
-                     "default_branch": r.default_branch, "private": False, "url": self.url}
+                     "default_branch": r.default_branch, "private": False, "url": self.url,
+                     "permissions": {"admin": False, "push": self.server.can_push,
+                                     "pull": True}}
 
     def get_contents(self, path: str, query: dict[str, str],
                      data: dict[str, Any]) -> tuple[int, Any]:

@@ -1,0 +1,122 @@
+"""What follows a submission's final status, written in the same transaction as it
+(evaluations.finish / fail): the standings snapshot and the outbox rows.
+
+    EvalAI   report   PUT finished (result + stdout) or failed (stderr)
+             ack      delete the queue message, only once the report is done
+             ranks    re-PUT every counted result whose rank or weighted score moved
+    GitHub   board    one commit with every phase's boards
+    files    board    the phase's boards in the publish folder
+
+Also the participant's stdout and the result numbers EvalAI shows: computed from the
+database when they are sent, so a retried row always sends the current standings.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sqlalchemy.orm import Session
+
+from evaluator.db import publications
+from evaluator.db.evaluations import latest_evaluation
+from evaluator.db.models import (
+    Phase,
+    PublicationTarget,
+    Source,
+    StandingsSnapshot,
+    Submission,
+    SubmissionStatus,
+)
+from evaluator.results import EvaluationResult
+from evaluator.settings import Settings
+from leaderboard.phase_board import phase_standings, snapshot
+
+
+def after_final(settings: Settings, session: Session, submission: Submission) -> None:
+    """Snapshot the standings (a finished submission may move them) and enqueue what the
+    outside world must hear."""
+    phase = submission.phase
+    if submission.status is SubmissionStatus.FINISHED:
+        snapshot(session, phase, reason=f"submission {submission.id} finished")
+    if submission.source is Source.EVALAI and settings.evalai is not None:
+        report = publications.enqueue(session, PublicationTarget.EVALAI, "report", {},
+                                      submission_id=submission.id)
+        publications.enqueue(session, PublicationTarget.EVALAI, "ack", {},
+                             submission_id=submission.id, after=report)
+        if submission.status is SubmissionStatus.FINISHED:
+            publications.enqueue(session, PublicationTarget.EVALAI, "ranks", {},
+                                 phase_id=phase.id, after=report)
+    enqueue_boards(settings, session, phase)
+
+
+def enqueue_boards(settings: Settings, session: Session, phase: Phase) -> None:
+    if settings.publish_folder is not None:
+        publications.enqueue(session, PublicationTarget.FILES, "board", {}, phase_id=phase.id)
+    if settings.github is not None:
+        publications.enqueue(session, PublicationTarget.GITHUB, "board", {}, phase_id=phase.id)
+
+
+def participant_stdout(result: EvaluationResult, hidden_tasks: bool) -> str:
+    """What the participant reads with a finished result: the mean Q, per-task Q only when
+    the phase reveals its tasks, failed folds as a count, and the reader's warnings."""
+    lines = [f"Mean quality score Q: {_shown(result.mean_quality)} (higher is better)."]
+    if not hidden_tasks:
+        lines += [f"  {task.name}: Q = {_shown(task.quality)}" for task in result.tasks]
+    failed = sum(task.failed_folds for task in result.tasks)
+    folds = sum(len(task.scores) for task in result.tasks)
+    if failed:
+        lines.append(f"{failed} of {folds} cross-validation folds could not be scored "
+                     "(constant predictions or a degenerate split); they count as missing.")
+    lines += [f"Warning: {warning}" for warning in result.warnings]
+    lines.append("Your rank on the leaderboard moves as other teams submit.")
+    return "\n".join(lines) + "\n"
+
+
+def evalai_numbers(settings: Settings, session: Session,
+                   phase: Phase) -> dict[int, dict[str, float]]:
+    """The result numbers of every finished EvalAI submission of the phase, by submission id.
+
+    Counted submissions carry their rank, weighted score and mean Q (and per-task Q where
+    tasks are revealed). Every other finished one carries a rank just below the last
+    counted entry: EvalAI keeps each team's best entry by Rank, so an older submission
+    must never hold a better rank than the one that counts.
+    """
+    assert settings.evalai is not None
+    labels = settings.evalai.labels
+    result = phase_standings(session, phase)
+    ranking = result.ranking
+    numbers: dict[int, dict[str, float]] = {}
+    for i, entry in enumerate(result.entries):
+        row: dict[str, float] = {}
+        if ranking.ranked[i]:
+            row[labels["rank"]] = int(ranking.rank[i])
+            _put(row, labels["weighted_score"], ranking.weighted_score[i])
+        _put(row, labels["mean_q"], ranking.mean_quality[i])
+        if not phase.hidden_tasks:
+            for task in result.tasks:
+                _put(row, task, entry.task_quality.get(task, math.nan))
+        numbers[entry.submission_id] = row
+    below = len(result.entries) + 1
+    for submission in phase.submissions:
+        if (submission.source is not Source.EVALAI
+                or submission.status is not SubmissionStatus.FINISHED):
+            continue
+        row = numbers.setdefault(submission.id, {})
+        row.setdefault(labels["rank"], below)
+        evaluation = latest_evaluation(submission)
+        if labels["mean_q"] not in row and evaluation and evaluation.mean_quality is not None:
+            row[labels["mean_q"]] = evaluation.mean_quality
+    return numbers
+
+
+def latest_snapshot(phase: Phase) -> StandingsSnapshot | None:
+    return phase.standings[-1] if phase.standings else None
+
+
+def _put(row: dict[str, float], label: str, value: float) -> None:
+    if math.isfinite(float(value)):  # EvalAI takes numbers only: a missing one is left out
+        row[label] = round(float(value), 6)
+
+
+def _shown(value: float) -> str:
+    return f"{value:.3f}" if math.isfinite(value) else "not available"
