@@ -222,3 +222,15 @@ def test_downgrade_and_upgrade_keep_the_data(store: Store, tmp_path: Path) -> No
             make_result().config.scoring_settings())
     with pytest.raises(sa.exc.IntegrityError), store.write() as session:
         session.add(Submission(phase_id=999, team_id=999, source="local", source_id="x"))
+
+
+def test_settings_compare_as_stored(store: Store, tmp_path: Path) -> None:
+    """A tuple in the config is a list once stored as JSON: the same settings still match."""
+    result = make_result(probe_type="mlp", probe_params={"hidden_layers": (8, 4)})
+    assert record(store, result, tmp_path / "run1")[1]
+    assert record(store, result, tmp_path / "run2")[1]
+    with pytest.raises(PhaseSettingsMismatch, match=r"probe_params \(phase: \{'hidden_layers': "
+                                                    r"\[8, 4\]\}, this run: \{'hidden_layers': "
+                                                    r"\[8\]\}\)"):
+        record(store, make_result(probe_type="mlp", probe_params={"hidden_layers": (8,)}),
+               tmp_path / "run3")
