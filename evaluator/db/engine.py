@@ -112,7 +112,7 @@ class Store:
                             raise RuntimeError("the migration left rows whose foreign keys "
                                                f"point nowhere (table, rowid, parent): {broken}")
             finally:
-                if sqlite:
+                if sqlite and not connection.invalidated:
                     _driver_execute(connection, "PRAGMA foreign_keys=ON")
 
     def current_revision(self) -> str | None:
