@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from evaluator.db.models import Challenge, Phase, Source, Team
 from evaluator.errors import PhaseSettingsMismatch
+from evaluator.files import to_json_value
 
 STANDALONE_CHALLENGE = "standalone"
 
@@ -44,6 +45,8 @@ def get_or_create_phase(session: Session, challenge: Challenge, slug: str, *,
     PhaseSettingsMismatch naming each differing key, instead of ranking runs whose fold
     scores are not comparable.
     """
+    # Compared and stored as JSON holds them: a tuple read back is a list, NaN is null.
+    scoring = to_json_value(dict(scoring))
     phase = session.scalar(
         sa.select(Phase).where(Phase.challenge_id == challenge.id, Phase.slug == slug)
     )
@@ -59,6 +62,7 @@ def get_or_create_phase(session: Session, challenge: Challenge, slug: str, *,
 
 
 def check_phase_settings(phase: Phase, scoring: dict[str, Any], tasks: list[str]) -> None:
+    scoring = to_json_value(dict(scoring))
     known = dict(phase.scoring or {"k_folds": phase.k_folds, "seed": phase.seed})
     differences: dict[str, tuple[object, object]] = {
         key: (known.get(key), scoring.get(key))

@@ -73,9 +73,7 @@ class Store:
 
     def upgrade(self, revision: str = "head") -> None:
         """Bring the schema to `revision` (Alembic); a no-op when it is already there."""
-        with self._write_engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_UPGRADE_LOCK})")
+        with self._migrating() as connection:
             before = _current_revision(connection)
             command.upgrade(alembic_config(connection), revision)
             after = _current_revision(connection)
@@ -84,8 +82,38 @@ class Store:
                      self.url.render_as_string(hide_password=True), before or "empty", after)
 
     def downgrade(self, revision: str) -> None:
-        with self._write_engine.begin() as connection:
+        with self._migrating() as connection:
             command.downgrade(alembic_config(connection), revision)
+
+    @contextmanager
+    def _migrating(self) -> Iterator[Connection]:
+        """One write transaction for a migration.
+
+        On SQLite, batch migrations rebuild a table (copy, drop, rename); with foreign keys
+        enforced, dropping a table that other rows refer to fails ("FOREIGN KEY constraint
+        failed"), so a database holding data could not be upgraded. Enforcement is switched
+        off for the migration (the pragma is a no-op inside a transaction, so before BEGIN)
+        and the whole database is checked before COMMIT instead. On PostgreSQL, concurrent
+        upgrades (two daemons starting at once) queue on an advisory lock.
+        """
+        with self._write_engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                _driver_execute(connection, "PRAGMA foreign_keys=OFF")
+            try:
+                with connection.begin():
+                    if connection.dialect.name == "postgresql":
+                        connection.exec_driver_sql(
+                            f"SELECT pg_advisory_xact_lock({_PG_UPGRADE_LOCK})")
+                    yield connection
+                    if sqlite:
+                        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if broken:
+                            raise RuntimeError("the migration left rows whose foreign keys "
+                                               f"point nowhere (table, rowid, parent): {broken}")
+            finally:
+                if sqlite and not connection.invalidated:
+                    _driver_execute(connection, "PRAGMA foreign_keys=ON")
 
     def current_revision(self) -> str | None:
         with self.engine.connect() as connection:
@@ -165,6 +193,15 @@ def _scripts_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     return config
+
+
+def _driver_execute(connection: Connection, statement: str) -> None:
+    """Run a statement on the DB-API connection itself, outside any transaction."""
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
 
 
 def _current_revision(connection: Connection) -> str | None:
