@@ -257,7 +257,7 @@ def test_last_done_digest_is_the_newest_done_one(store: Store) -> None:
     with store.write() as session:
         phase, _ = seed_phase(session)
         phase_id = phase.id
-        assert last_done_digest(session, "github", "publish", phase_id) is None
+        assert last_done_digest(session, "github", ["publish"], phase_id=phase_id) is None
 
         def row(digest: str, target: str = "github", action: str = "publish") -> int:
             return enqueue(session, target, action, {}, phase_id=phase_id, digest=digest).id
@@ -272,10 +272,11 @@ def test_last_done_digest_is_the_newest_done_one(store: Store) -> None:
     done(store, other_target, now=T0 + timedelta(hours=3))
     done(store, other_action, now=T0 + timedelta(hours=3))
     with store.session() as session:
-        assert last_done_digest(session, "github", "publish", phase_id) == "new"
-        assert last_done_digest(session, PublicationTarget.FILES, "publish", phase_id) == "files"
-        assert last_done_digest(session, "github", "ack", phase_id) == "ack"
-        assert last_done_digest(session, "github", "publish", phase_id + 1) is None
+        assert last_done_digest(session, "github", ["publish"], phase_id=phase_id) == "new"
+        files = PublicationTarget.FILES
+        assert last_done_digest(session, files, ["publish"], phase_id=phase_id) == "files"
+        assert last_done_digest(session, "github", ["ack"], phase_id=phase_id) == "ack"
+        assert last_done_digest(session, "github", ["publish"], phase_id=phase_id + 1) is None
     assert get(store, newer_pending).status is P.PENDING
 
 
