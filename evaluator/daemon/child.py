@@ -158,4 +158,8 @@ def _write(path: Path, outcome: EvaluationResult | Failure) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    # Through the module's own name: the pickled Failure must be evaluator.daemon.child's,
+    # not __main__'s, for the parent to load it.
+    from evaluator.daemon import child as this_module
+
+    sys.exit(this_module.main(sys.argv[1], sys.argv[2]))

@@ -51,9 +51,9 @@ def after_final(settings: Settings, session: Session, submission: Submission) ->
 
 def enqueue_boards(settings: Settings, session: Session, phase: Phase) -> None:
     if settings.publish_folder is not None:
-        publications.enqueue(session, PublicationTarget.FILES, "board", {}, phase_id=phase.id)
+        publications.enqueue_once(session, PublicationTarget.FILES, "board", phase_id=phase.id)
     if settings.github is not None:
-        publications.enqueue(session, PublicationTarget.GITHUB, "board", {}, phase_id=phase.id)
+        publications.enqueue_once(session, PublicationTarget.GITHUB, "board", phase_id=phase.id)
 
 
 def participant_stdout(result: EvaluationResult, hidden_tasks: bool) -> str:

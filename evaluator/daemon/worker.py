@@ -59,6 +59,9 @@ class Worker:
         workdir = self.settings.workdir / "evaluations" / str(submission.id)
         try:
             self._process(submission, workdir, stop)
+        except Exception as error:  # a bug must not stop the daemon or lose the submission
+            log.exception("submission %d: unexpected error", submission.id)
+            self._crashed(submission, f"{type(error).__name__}: {error}")
         finally:
             beat_stop.set()
             beat.join()

@@ -47,6 +47,20 @@ def enqueue(session: Session, target: PublicationTarget | str, action: str,
     return row
 
 
+def enqueue_once(session: Session, target: PublicationTarget | str, action: str, *,
+                 phase_id: int) -> Publication:
+    """A phase-wide publication (a board, re-PUT ranks): one pending row is enough, since
+    it sends the state of the moment it runs; a row already held by a publisher is not."""
+    waiting = session.scalars(
+        sa.select(Publication)
+        .where(Publication.target == PublicationTarget(target), Publication.action == action,
+               Publication.phase_id == phase_id, Publication.status == P.PENDING,
+               Publication.lease_owner.is_(None), Publication.depends_on_id.is_(None))
+        .limit(1)
+    ).first()
+    return waiting or enqueue(session, target, action, {}, phase_id=phase_id)
+
+
 def record_sent(session: Session, target: PublicationTarget | str, action: str, *,
                 submission_id: int | None = None, phase_id: int | None = None,
                 digest: str | None = None) -> Publication:
@@ -119,7 +133,8 @@ def done(store: Store, publication_id: int, *, digest: str | None = None,
 def failed(store: Store, publication_id: int, error: str, *, retryable: bool,
            retry_after: float | None = None, now: datetime | None = None) -> datetime | None:
     """Record a failed try. A retryable one is due again after a jittered, doubling backoff
-    (at least `retry_after`); returns when, or None when the row gave up for good."""
+    (at least `retry_after`, capped at MAX_BACKOFF); returns when, or None when the row
+    gave up for good."""
     now = now or utcnow()
     with store.write() as session:
         row = session.get(Publication, publication_id)

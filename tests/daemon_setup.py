@@ -1,0 +1,55 @@
+"""A small challenge for the daemon's tests: labels, settings file, submissions.
+
+Ridge probes with K = 3: every evaluation is exact and takes well under a second of
+training, so a test's time is the child's start-up (imports) per submission.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.builders import TaskSpec, write_challenge, write_unrelated_submission
+
+SPECS = [TaskSpec("biomass", 60), TaskSpec("crops", 60, classification=True)]
+HOSTILE_HEADER = "id," + ",".join(str(i) for i in range(200_000)) + "\n"
+
+
+def make_challenge(root: Path) -> tuple[Path, Path, Path]:
+    """(labels, informative submission, unrelated submission)."""
+    labels, informative = write_challenge(root / "challenge", SPECS, dim=8, seed=3)
+    unrelated = write_unrelated_submission(informative, root / "challenge" / "unrelated.csv")
+    return labels, informative, unrelated
+
+
+def write_settings(root: Path, labels: Path, **extra: Any) -> Path:
+    phases = extra.pop("phases", None) or [
+        {"slug": "dev", "labels": str(labels), "hidden_tasks": True},
+    ]
+    settings = {
+        "challenge": {"slug": "embed-test", "title": "Embedding test challenge"},
+        "scoring": {"k_folds": 3, "probe_type": "ridge"},
+        "phases": phases,
+        "publish": {"folder": "boards"},
+        "workers": {"concurrent": 1, "threads": 1, "wall_seconds": 120, "memory_mb": 6144,
+                    "lease_seconds": 30, "max_attempts": 3, "shutdown_grace_seconds": 30},
+        "poll_seconds": 1,
+        **extra,
+    }
+    path = root / "probeboard.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+def statuses(database: Path) -> dict[str, str]:
+    """source_id -> status, read with plain sqlite3 (what a person would do)."""
+    with sqlite3.connect(database) as connection:
+        return dict(connection.execute("SELECT source_id, status FROM submission"))
+
+
+def board(folder: Path) -> dict[str, Any]:
+    return dict(json.loads((folder / "leaderboard.json").read_text()))
