@@ -81,3 +81,25 @@ def test_demo_data_small(tmp_path: Path) -> None:
     assert len(list((tmp_path / "d" / "submissions").glob("*.csv"))) == 5
     again = probeboard("demo-data", tmp_path / "d", "--small")
     assert again.returncode != 0 and "Traceback" not in again.stderr
+
+
+def test_demo_records_its_runs_for_the_leaderboard(tmp_path: Path) -> None:
+    done = probeboard("demo", "--small", "--dir", "d", "--threads", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    # The default output folder is the one `probeboard leaderboard` reads by default.
+    assert (tmp_path / "results" / "probeboard.db").is_file()
+    assert (tmp_path / "results" / "leaderboards" / "demo" / "leaderboard.json").is_file()
+    assert "leaderboard files: results/leaderboards/demo" in done.stdout
+    standings = done.stdout.split("standings", 1)[1]
+    board = probeboard("leaderboard", "--output", tmp_path / "results")
+    assert board.returncode == 0, board.stderr
+    rows = {line.split()[1]: line for line in board.stdout.splitlines()
+            if line.strip()[:1].isdigit()}
+    assert set(rows) == {"strong", "medium", "weak", "baseline_mean", "baseline_random"}
+    assert [line.split()[1] for line in board.stdout.splitlines()
+            if line.strip()[:1].isdigit()][:3] == ["strong", "medium", "weak"]
+    for name in ("baseline_mean", "baseline_random"):
+        assert f"{name} *" in rows[name]  # ranked, marked non-competing
+        assert f"{name} *" in standings
+    assert "strong *" not in board.stdout
+    assert "non-competing" in board.stdout
