@@ -22,6 +22,12 @@ from evaluator.results import EvaluationResult, TaskResult
 SUMMARY_FILE = "results_summary.json"
 MAX_NAME_LENGTH = 100
 TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
+# Printed under the per-task table; README.md's "Reading the results" repeats these words.
+TABLE_LEGEND = (
+    "Q: the quality score, 2 * mean / (std + 0.02), higher is better (< 0: worse than the mean)",
+    "mean: the mean fold score, R² for regression tasks or F1 for classification",
+    "std: the spread of the fold scores across folds; failed: folds with no score, out of K",
+)
 
 
 def write_run(
@@ -100,7 +106,8 @@ def task_record(task: TaskResult, fold_scores: bool) -> dict[str, Any]:
 
 
 def format_table(result: EvaluationResult) -> str:
-    """Fixed-width per-task table with a closing mean row, as `probeboard evaluate` prints."""
+    """Fixed-width per-task table with a closing mean row and a legend, as `probeboard
+    evaluate` prints."""
     width = max([len("task"), len("mean"), *(len(task.name) for task in result.tasks)])
     header = (
         f"{'task':<{width}}  {'type':<14}  {'samples':>7}  {'Q':>9}  {'mean':>9}  "
@@ -121,6 +128,7 @@ def format_table(result: EvaluationResult) -> str:
         f"{'mean':<{width}}  {f'{len(result.tasks)} tasks':<14}  {'':>7}  "
         f"{_number(overall_q):>9}  {_number(overall_mean):>9}"
     )
+    lines.extend(("", *TABLE_LEGEND))
     return "\n".join(line.rstrip() for line in lines)
 
 

@@ -13,7 +13,7 @@ import pytest
 from evaluator import files
 from evaluator.errors import ConfigError, LabelError
 from evaluator.files import to_json_value, write_atomic
-from evaluator.run_files import format_table, write_run
+from evaluator.run_files import TABLE_LEGEND, format_table, write_run
 from tests.builders import N_TEST, NOW, E, K, make_result
 
 STAMP = "20240309_140507"
@@ -213,7 +213,19 @@ def test_format_table() -> None:
     for row, task in ((biomass_row, biomass), (clouds_row, clouds)):
         text = f"{task.quality:.3f}"
         assert row.index(text) + len(text) == q_end
-    last = lines[-1]
+    last = lines[-len(TABLE_LEGEND) - 2]  # the mean row, above a blank line and the legend
     assert last.startswith("mean")
     assert f"{result.mean_quality:.3f}" in last
     assert len(result.tasks) == 2 and "2 tasks" in last
+
+
+def test_format_table_explains_its_numbers() -> None:
+    lines = format_table(make_result()).splitlines()
+    assert lines[-len(TABLE_LEGEND):] == list(TABLE_LEGEND)
+    legend = " ".join(TABLE_LEGEND)
+    for words in ("quality score", "higher is better", "R² for regression", "F1 for classif",
+                  "across folds", "out of K"):
+        assert words in legend
+    # The README's "Reading the results" says the same words.
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert all(line in readme for line in TABLE_LEGEND)
