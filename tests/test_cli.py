@@ -103,3 +103,33 @@ def test_demo_records_its_runs_for_the_leaderboard(tmp_path: Path) -> None:
         assert f"{name} *" in standings
     assert "strong *" not in board.stdout
     assert "non-competing" in board.stdout
+
+
+def evaluate_verbosely(tmp_path: Path, flag: str) -> str:
+    """stderr of `probeboard evaluate ... FLAG` (the flag after the command) on a fresh
+    database (its migrations run), with stderr a pipe, not a terminal."""
+    labels, submission = write_challenge(tmp_path / flag, SPECS, dim=6)
+    config = tmp_path / flag / "c.yaml"
+    config.write_text("k_folds: 2\nepochs: 1\n")
+    done = probeboard("evaluate", "--labels", labels, "--submission", submission,
+                      "--output", tmp_path / flag / "out", "--config", config, flag)
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def test_v_keeps_alembic_quiet_and_vv_shows_it(tmp_path: Path) -> None:
+    # Log lines read "<time> <LEVEL> <logger>: <message>"; Alembic's loggers are alembic.*
+    quiet = evaluate_verbosely(tmp_path, "-v")
+    assert " INFO evaluator." in quiet and " alembic." not in quiet and "INFO alembic" not in quiet
+    assert "INFO alembic.runtime.migration: Running upgrade" in evaluate_verbosely(tmp_path, "-vv")
+
+
+def test_v_logs_one_progress_line_a_task(tmp_path: Path) -> None:
+    stderr = evaluate_verbosely(tmp_path, "-v")
+    progress = [line for line in stderr.splitlines() if " scored: " in line]
+    assert len(progress) == 3, stderr
+    for i, (line, task) in enumerate(zip(progress, ["biomass", "biomass_std", "crops"],
+                                         strict=True), start=1):
+        assert f"INFO evaluator.cli.options: task {i}/3 {task} scored: " in line
+        assert " s elapsed, about " in line and line.endswith(" s left")
+    assert progress[-1].endswith("about 0.0 s left")
