@@ -22,6 +22,11 @@ from evaluator.results import EvaluationResult, TaskResult
 SUMMARY_FILE = "results_summary.json"
 MAX_NAME_LENGTH = 100
 TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
+# What results_summary.json's "seconds" measures (engine.score_submission's clock).
+SECONDS_COVER = (
+    "wall time of scoring the submission: reading and checking the file, preparing it, and "
+    "training and scoring every task's probes (not writing these result files)"
+)
 # Printed under the per-task table; README.md's "Reading the results" repeats these words.
 TABLE_LEGEND = (
     "Q: the quality score, 2 * mean / (std + 0.02), higher is better (< 0: worse than the mean)",
@@ -80,6 +85,7 @@ def summary_record(
         "warnings": list(result.warnings),
         "flags": dict(result.flags),
         "seconds": result.seconds,
+        "seconds_covers": SECONDS_COVER,
         "created": (now or datetime.now()).isoformat(timespec="seconds"),
         "probeboard_version": code_version(),
     }
