@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.builders import TaskSpec, probeboard, write_challenge
+from tests.builders import TaskSpec, child_env, make_result, probeboard, write_challenge
 
 SPECS = [TaskSpec("biomass", 60, dataset="bio"), TaskSpec("biomass_std", 60, dataset="bio"),
          TaskSpec("crops", 70, classification=True)]
@@ -133,3 +137,33 @@ def test_v_logs_one_progress_line_a_task(tmp_path: Path) -> None:
         assert f"INFO evaluator.cli.options: task {i}/3 {task} scored: " in line
         assert " s elapsed, about " in line and line.endswith(" s left")
     assert progress[-1].endswith("about 0.0 s left")
+
+
+def test_leaderboard_into_head_ends_quietly(tmp_path: Path) -> None:
+    """`probeboard leaderboard | head -1`: head leaves after one line; no traceback, exit 0."""
+    from evaluator.db.engine import open_store
+    from evaluator.db.evaluations import record_local_run
+
+    store = open_store(None, path=tmp_path / "probeboard.db")
+    store.upgrade()
+    result = make_result()
+    for phase in range(6):
+        for method in range(50):
+            record_local_run(store, result, phase=f"phase{phase}", method_name=f"method{method}",
+                             run_dir=tmp_path / f"run{method}")
+    store.close()
+    read_end, write_end = os.pipe()
+    # A one-page pipe: the board (~20 kB) cannot fit, so head leaves while python writes.
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    board = subprocess.Popen(
+        [sys.executable, "-m", "evaluator", "leaderboard", "--output", str(tmp_path)],
+        stdout=write_end, stderr=subprocess.PIPE, env=child_env(), text=True,
+    )
+    head = subprocess.Popen(["head", "-1"], stdin=read_end, stdout=subprocess.PIPE, text=True)
+    os.close(read_end)
+    os.close(write_end)
+    first, _ = head.communicate(timeout=120)
+    stderr = board.stderr.read() if board.stderr else ""
+    assert board.wait(timeout=120) == 0, stderr
+    assert stderr == ""
+    assert first.startswith("Standalone benchmark runs / phase0")
