@@ -4,7 +4,8 @@ Every sample has latent factors (vegetation, cropland, imperviousness, clouds, .
 are partly nonlinear functions of a few factors plus noise, in real units (t/ha, fractions,
 °C, 0/1). Submissions are random linear mixes of what an encoder "kept" of the factors plus
 noise, so their quality is known by construction: strong > medium > weak > baseline_mean
-(per-band means, zero-padded) > baseline_random (pure noise). The weak file keeps a
+(per-band means, zero-padded) > baseline_random (pure noise); in the small challenge the
+two baselines both score near or below 0, in either order. The weak file keeps a
 `.zarr.zip` suffix on a few ids, as participants' files often do. The evaluator, the
 leaderboard and the daemon can then be exercised end to end without the secret labels.
 """
