@@ -7,8 +7,8 @@ from leaderboard.render.escape import plain_name
 
 # Printed under the board; README.md's "Reading the results" repeats these words.
 BOARD_LEGEND = (
-    "rank: 1 is best; score: the weighted score ranked by (task ranks weighted by spread),"
-    " lower is better",
+    "rank: 1 is best, in the order of score",
+    "score: the weighted score (task ranks weighted by their spread), lower is better",
     "mean Q: Q averaged over the tasks, higher is better (a second ordering; they can disagree)",
     "interval: the 95% bootstrap interval of the rank",
     "*: non-competing (baseline or host entry), ranked and shown but wins nothing",
