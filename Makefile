@@ -1,11 +1,15 @@
 # The two set-up commands of README.md: `make demo` and `make test`.
 VENV ?= .venv
-PYTHON ?= python3
+# probeboard needs Python 3.11: python3.11 when it is on the PATH, else python3 (checked).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench
 
 $(STAMP): pyproject.toml
+	@"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
+	  echo "probeboard needs Python 3.11, but PYTHON=$(or $(PYTHON),(none found)) is not 3.11: install python3.11 or run make PYTHON=/path/to/python3.11" >&2; \
+	  exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[test]'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -120,8 +121,16 @@ def config_from_mapping(raw: dict[str, Any]) -> EvaluationConfig:
     known = {f.name for f in dataclasses.fields(EvaluationConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
+        # Name every key a config may hold, the reference's accepted-and-ignored ones too.
+        accepted = sorted(known | IGNORED_KEYS)
+        close = {key: difflib.get_close_matches(key, accepted, n=1) for key in unknown}
+        hints = [f"{match[0]} (not {key})" for key, match in close.items() if match]
+        if len(unknown) == 1 and hints:
+            hints = [close[unknown[0]][0]]
+        hint = f"; did you mean {', '.join(hints)}?" if hints else ""
         raise ConfigError(
-            f"unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}"
+            f"unknown config key(s) {', '.join(unknown)}{hint}; known keys: "
+            f"{', '.join(accepted)}"
         )
     params = data.get("probe_params") or {}
     if not isinstance(params, dict):

@@ -22,6 +22,17 @@ from evaluator.results import EvaluationResult, TaskResult
 SUMMARY_FILE = "results_summary.json"
 MAX_NAME_LENGTH = 100
 TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
+# What results_summary.json's "seconds" measures (engine.score_submission's clock).
+SECONDS_COVER = (
+    "wall time of scoring the submission: reading and checking the file, preparing it, and "
+    "training and scoring every task's probes (not writing these result files)"
+)
+# Printed under the per-task table; README.md's "Reading the results" repeats these words.
+TABLE_LEGEND = (
+    "Q: the quality score, 2 * mean / (std + 0.02), higher is better (< 0: worse than the mean)",
+    "mean: the mean fold score, R² for regression tasks or F1 for classification",
+    "std: the spread of the fold scores across folds; failed: folds with no score, out of K",
+)
 
 
 def write_run(
@@ -74,6 +85,7 @@ def summary_record(
         "warnings": list(result.warnings),
         "flags": dict(result.flags),
         "seconds": result.seconds,
+        "seconds_covers": SECONDS_COVER,
         "created": (now or datetime.now()).isoformat(timespec="seconds"),
         "probeboard_version": code_version(),
     }
@@ -100,7 +112,8 @@ def task_record(task: TaskResult, fold_scores: bool) -> dict[str, Any]:
 
 
 def format_table(result: EvaluationResult) -> str:
-    """Fixed-width per-task table with a closing mean row, as `probeboard evaluate` prints."""
+    """Fixed-width per-task table with a closing mean row and a legend, as `probeboard
+    evaluate` prints."""
     width = max([len("task"), len("mean"), *(len(task.name) for task in result.tasks)])
     header = (
         f"{'task':<{width}}  {'type':<14}  {'samples':>7}  {'Q':>9}  {'mean':>9}  "
@@ -121,6 +134,7 @@ def format_table(result: EvaluationResult) -> str:
         f"{'mean':<{width}}  {f'{len(result.tasks)} tasks':<14}  {'':>7}  "
         f"{_number(overall_q):>9}  {_number(overall_mean):>9}"
     )
+    lines.extend(("", *TABLE_LEGEND))
     return "\n".join(line.rstrip() for line in lines)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, replace
@@ -252,6 +253,18 @@ def make_demo_board() -> Board:
 # ---- the command line -------------------------------------------------------------------
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a child `python -m evaluator`: this checkout's code first, even
+    when the child runs in another folder (the venv's editable install may be another
+    checkout's)."""
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": str(REPO) + (os.pathsep + path if path else "")}
+
+
 def probeboard(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "evaluator", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, cwd=cwd)
+                          capture_output=True, text=True, timeout=300, cwd=cwd,
+                          env=child_env())

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.builders import TaskSpec, probeboard, write_challenge
+from tests.builders import TaskSpec, child_env, make_result, probeboard, write_challenge
 
 SPECS = [TaskSpec("biomass", 60, dataset="bio"), TaskSpec("biomass_std", 60, dataset="bio"),
          TaskSpec("crops", 70, classification=True)]
@@ -81,3 +85,85 @@ def test_demo_data_small(tmp_path: Path) -> None:
     assert len(list((tmp_path / "d" / "submissions").glob("*.csv"))) == 5
     again = probeboard("demo-data", tmp_path / "d", "--small")
     assert again.returncode != 0 and "Traceback" not in again.stderr
+
+
+def test_demo_records_its_runs_for_the_leaderboard(tmp_path: Path) -> None:
+    done = probeboard("demo", "--small", "--dir", "d", "--threads", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    # The default output folder is the one `probeboard leaderboard` reads by default.
+    assert (tmp_path / "results" / "probeboard.db").is_file()
+    assert (tmp_path / "results" / "leaderboards" / "demo" / "leaderboard.json").is_file()
+    assert "leaderboard files: results/leaderboards/demo" in done.stdout
+    standings = done.stdout.split("standings", 1)[1]
+    board = probeboard("leaderboard", "--output", tmp_path / "results")
+    assert board.returncode == 0, board.stderr
+    rows = {line.split()[1]: line for line in board.stdout.splitlines()
+            if line.strip()[:1].isdigit()}
+    assert set(rows) == {"strong", "medium", "weak", "baseline_mean", "baseline_random"}
+    assert [line.split()[1] for line in board.stdout.splitlines()
+            if line.strip()[:1].isdigit()][:3] == ["strong", "medium", "weak"]
+    for name in ("baseline_mean", "baseline_random"):
+        assert f"{name} *" in rows[name]  # ranked, marked non-competing
+        assert f"{name} *" in standings
+    assert "strong *" not in board.stdout
+    assert "non-competing" in board.stdout
+
+
+def evaluate_verbosely(tmp_path: Path, flag: str) -> str:
+    """stderr of `probeboard evaluate ... FLAG` (the flag after the command) on a fresh
+    database (its migrations run), with stderr a pipe, not a terminal."""
+    labels, submission = write_challenge(tmp_path / flag, SPECS, dim=6)
+    config = tmp_path / flag / "c.yaml"
+    config.write_text("k_folds: 2\nepochs: 1\n")
+    done = probeboard("evaluate", "--labels", labels, "--submission", submission,
+                      "--output", tmp_path / flag / "out", "--config", config, flag)
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def test_v_keeps_alembic_quiet_and_vv_shows_it(tmp_path: Path) -> None:
+    # Log lines read "<time> <LEVEL> <logger>: <message>"; Alembic's loggers are alembic.*
+    quiet = evaluate_verbosely(tmp_path, "-v")
+    assert " INFO evaluator." in quiet and " alembic." not in quiet and "INFO alembic" not in quiet
+    assert "INFO alembic.runtime.migration: Running upgrade" in evaluate_verbosely(tmp_path, "-vv")
+
+
+def test_v_logs_one_progress_line_a_task(tmp_path: Path) -> None:
+    stderr = evaluate_verbosely(tmp_path, "-v")
+    progress = [line for line in stderr.splitlines() if " scored: " in line]
+    assert len(progress) == 3, stderr
+    for i, (line, task) in enumerate(zip(progress, ["biomass", "biomass_std", "crops"],
+                                         strict=True), start=1):
+        assert f"INFO evaluator.cli.options: task {i}/3 {task} scored: " in line
+        assert " s elapsed, about " in line and line.endswith(" s left")
+    assert progress[-1].endswith("about 0.0 s left")
+
+
+def test_leaderboard_into_head_ends_quietly(tmp_path: Path) -> None:
+    """`probeboard leaderboard | head -1`: head leaves after one line; no traceback, exit 0."""
+    from evaluator.db.engine import open_store
+    from evaluator.db.evaluations import record_local_run
+
+    store = open_store(None, path=tmp_path / "probeboard.db")
+    store.upgrade()
+    result = make_result()
+    for phase in range(6):
+        for method in range(50):
+            record_local_run(store, result, phase=f"phase{phase}", method_name=f"method{method}",
+                             run_dir=tmp_path / f"run{method}")
+    store.close()
+    read_end, write_end = os.pipe()
+    # A one-page pipe: the board (~20 kB) cannot fit, so head leaves while python writes.
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    board = subprocess.Popen(
+        [sys.executable, "-m", "evaluator", "leaderboard", "--output", str(tmp_path)],
+        stdout=write_end, stderr=subprocess.PIPE, env=child_env(), text=True,
+    )
+    head = subprocess.Popen(["head", "-1"], stdin=read_end, stdout=subprocess.PIPE, text=True)
+    os.close(read_end)
+    os.close(write_end)
+    first, _ = head.communicate(timeout=120)
+    stderr = board.stderr.read() if board.stderr else ""
+    assert board.wait(timeout=120) == 0, stderr
+    assert stderr == ""
+    assert first.startswith("Standalone benchmark runs / phase0")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from evaluator.config import EvaluationConfig, config_from_mapping, load_config
+from evaluator.config import IGNORED_KEYS, EvaluationConfig, config_from_mapping, load_config
 from evaluator.errors import ConfigError
 
 REFERENCE = Path(__file__).parent / "data" / "reference_configs"
@@ -85,3 +86,35 @@ def test_digest_ignores_bookkeeping_but_not_scoring_settings() -> None:
     base = EvaluationConfig()
     assert EvaluationConfig(enable_plots=True).digest() == base.digest()
     assert EvaluationConfig(k_folds=200).digest() != base.digest()
+
+
+def test_unknown_key_message_lists_every_accepted_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({"epoch": 3})
+    message = str(caught.value)
+    assert "did you mean epochs?" in message
+    listed = message.split("known keys: ", 1)[1].split(", ")
+    # store_models is in the reference's configs and loads here: the list must name it.
+    assert "store_models" in listed
+    assert config_from_mapping({"store_models": False, "device": "cpu"}) == EvaluationConfig()
+    fields = {field.name for field in dataclasses.fields(EvaluationConfig)}
+    assert set(listed) == fields | IGNORED_KEYS
+
+
+@pytest.mark.parametrize("probe", ["linear", "ridge"])
+def test_probe_params_typo_names_the_accepted_keys(probe: str) -> None:
+    import torch
+
+    from evaluator.probes import fit_folds
+    from tests.builders import make_probe_task
+
+    config = config_from_mapping({"probe_type": probe, "probe_params": {"learnig_rate": 0.01}})
+    x, y, train, test = make_probe_task(False)
+    with pytest.raises(ConfigError) as caught:
+        fit_folds(x, y, "regression", train_rows=train, test_rows=test, config=config,
+                  rng=torch.Generator())
+    message = str(caught.value)
+    assert "probe_params.learnig_rate" in message
+    assert "did you mean probe_params.learning_rate?" in message
+    assert "batch_size, epochs, learning_rate" in message and "none" not in message
+    assert ("alpha" in message) == (probe == "ridge")

@@ -11,17 +11,19 @@ import pytest
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import ShuffleSplit
 
+from evaluator.config import EvaluationConfig
 from evaluator.demo import GRADES, SMALL_EMBEDDING_DIM, DemoChallenge, make_demo
+from evaluator.engine import score_submission
 from evaluator.errors import ConfigError
 from evaluator.tasks import Task, read_tasks
 
-# Small-mode sizes: a tenth of the published ones (13,260 ids), at least 100 per dataset.
+# Small-mode sizes: half the published ones (13,260 ids).
 DATASETS = {
-    "biomass": (242, ("biomass_mean", "biomass_std")),
-    "crops": (336, ("crops",)),
-    "landcover": (469, ("landcover_agriculture", "landcover_forest")),
-    "heatisland": (166, ("heatisland_mean", "heatisland_std")),
-    "clouds": (114, ("clouds_cover", "clouds_opaque")),
+    "biomass": (1208, ("biomass_mean", "biomass_std")),
+    "crops": (1678, ("crops",)),
+    "landcover": (2346, ("landcover_agriculture", "landcover_forest")),
+    "heatisland": (830, ("heatisland_mean", "heatisland_std")),
+    "clouds": (570, ("clouds_cover", "clouds_opaque")),
 }
 N_IDS = sum(size for size, _ in DATASETS.values())
 CLASSIFICATION = {"crops", "clouds_opaque"}
@@ -79,7 +81,7 @@ def test_datasets_share_ids_and_blank_labels_are_skipped(
             assert task.skipped == BLANK.get(name, 0)
             assert len(task) + task.skipped == size
             assert set(task.ids) <= id_sets[0]
-    assert len(seen) == N_IDS < 2000
+    assert len(seen) == N_IDS < 7000
 
 
 def test_labels_are_in_real_units(tasks: dict[str, Task]) -> None:
@@ -195,3 +197,22 @@ def test_grades_are_ordered(demo: DemoChallenge, tasks: dict[str, Task]) -> None
     assert r2["weak"] > r2["baseline_random"] + 0.2
     assert r2["baseline_mean"] < 0.1
     assert r2["baseline_random"] < 0
+
+
+@pytest.mark.parametrize("settings", [{}, {"k_folds": 5, "epochs": 3}], ids=["default", "k5e3"])
+def test_default_probe_ranks_the_grades(demo: DemoChallenge, settings: dict[str, int]) -> None:
+    # The small demo is what a newcomer scores first: with the challenge's own settings
+    # (linear probe, 40 folds, 20 epochs) it must rank the grades as they were built.
+    config = EvaluationConfig(**settings)
+    mean_q = {
+        grade: score_submission(demo.labels, path, config, threads=2).mean_quality
+        for grade, path in demo.submissions.items()
+    }
+    encoders = [mean_q[grade] for grade in ("strong", "medium", "weak")]
+    baselines = [mean_q["baseline_mean"], mean_q["baseline_random"]]
+    if settings:  # three epochs over five folds: the encoders still beat both baselines
+        assert min(encoders) > max(baselines), mean_q
+        return
+    assert encoders == sorted(encoders, reverse=True), mean_q
+    assert min(encoders) > max(baselines), mean_q
+    assert mean_q["strong"] > 5, mean_q

@@ -29,6 +29,7 @@ from leaderboard.render.formatting import NON_COMPETING_MARK
 from leaderboard.render.html import board_html, x_ticks
 from leaderboard.render.markdown import README_END, README_START, readme_table, update_readme
 from leaderboard.render.pictures import board_pictures
+from leaderboard.render.text import BOARD_LEGEND, board_text
 from tests.builders import BOARD_NOW as NOW
 from tests.builders import BOARD_TASKS as TASKS
 from tests.builders import make_board, make_demo_board
@@ -371,3 +372,17 @@ def test_entry_without_history_or_tasks(tmp_path: Path) -> None:
     assert strict_loads(board_json(board))
     assert "No history yet." in board_html(board)
     assert board_pictures(board, tmp_path) == []
+
+
+def test_board_text_explains_its_numbers() -> None:
+    board = make_board()
+    lines = board_text(board).splitlines()
+    assert lines[-len(BOARD_LEGEND):] == list(BOARD_LEGEND)
+    legend = " ".join(BOARD_LEGEND)
+    for words in ("1 is best", "weighted score", "lower is better", "mean Q",
+                  "95% bootstrap interval of the rank", "non-competing"):
+        assert words in legend
+    everyone = replace(board, entries=[replace(e, competing=True) for e in board.entries])
+    assert "non-competing" not in board_text(everyone)  # no star, nothing to explain
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert all(line in readme for line in BOARD_LEGEND)

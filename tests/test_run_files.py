@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from evaluator import files
+from evaluator.config import EvaluationConfig
 from evaluator.errors import ConfigError, LabelError
 from evaluator.files import to_json_value, write_atomic
-from evaluator.run_files import format_table, write_run
+from evaluator.run_files import TABLE_LEGEND, format_table, write_run
 from tests.builders import N_TEST, NOW, E, K, make_result
 
 STAMP = "20240309_140507"
@@ -213,7 +214,53 @@ def test_format_table() -> None:
     for row, task in ((biomass_row, biomass), (clouds_row, clouds)):
         text = f"{task.quality:.3f}"
         assert row.index(text) + len(text) == q_end
-    last = lines[-1]
+    last = lines[-len(TABLE_LEGEND) - 2]  # the mean row, above a blank line and the legend
     assert last.startswith("mean")
     assert f"{result.mean_quality:.3f}" in last
     assert len(result.tasks) == 2 and "2 tasks" in last
+
+
+def test_format_table_explains_its_numbers() -> None:
+    lines = format_table(make_result()).splitlines()
+    assert lines[-len(TABLE_LEGEND):] == list(TABLE_LEGEND)
+    legend = " ".join(TABLE_LEGEND)
+    for words in ("quality score", "higher is better", "R² for regression", "F1 for classif",
+                  "across folds", "out of K"):
+        assert words in legend
+    # The README's "Reading the results" says the same words.
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert all(line in readme for line in TABLE_LEGEND)
+
+
+def test_summary_seconds_cover_the_whole_scoring_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from evaluator import engine
+    from tests.builders import TaskSpec, write_challenge
+
+    labels, submission = write_challenge(tmp_path, [TaskSpec("biomass", 60)], dim=4)
+    # Reading and training each take at least PAUSE: a clock that skips either shows.
+    pause = 0.2
+    read, evaluate = engine.read_submission, engine.evaluate
+
+    def slow(function: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            time.sleep(pause)
+            return function(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(engine, "read_submission", slow(read))
+    monkeypatch.setattr(engine, "evaluate", slow(evaluate))
+    config = EvaluationConfig(k_folds=2, epochs=1)
+    started = time.perf_counter()
+    result = engine.score_submission(labels, submission, config, threads=1)
+    around = time.perf_counter() - started
+    run_dir = write_run(result, output_dir=tmp_path, phase="p", method_name="m", now=NOW)
+    summary = read_strict(run_dir / "results_summary.json")
+    assert list(summary)[:6] == REFERENCE_KEYS
+    assert 2 * pause <= summary["seconds"] <= around
+    assert summary["seconds"] > 0.5 * around  # the call is the clock's, not a fraction of it
+    covers = summary["seconds_covers"]
+    assert "reading" in covers and "checking" in covers and "training" in covers

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from evaluator.config import EvaluationConfig
     from evaluator.db.engine import Store
-    from evaluator.results import EvaluationResult
+    from evaluator.results import EvaluationResult, TaskResult
+
+log = logging.getLogger(__name__)
 
 
 def add_database(parser: argparse.ArgumentParser) -> None:
@@ -39,18 +43,31 @@ def load_config(path: Path | None) -> EvaluationConfig:
 
 def score_with_progress(labels: Path, submission: Path, config: EvaluationConfig,
                         threads: int | None) -> EvaluationResult:
-    """The engine, with a progress bar over the tasks on a terminal."""
+    """The engine, with a progress bar over the tasks on a terminal and, at -v, one log
+    line a task with the time elapsed and an estimate of the time left."""
     from tqdm import tqdm
 
     from evaluator.engine import score_submission
     from evaluator.protocol import select_tasks
     from evaluator.tasks import read_tasks
 
+    started = time.perf_counter()
     tasks = read_tasks(labels)
     total = len(select_tasks(tasks, config.task_filter))
+    done = 0
+
+    def task_done(task: TaskResult) -> None:
+        nonlocal done
+        done += 1
+        bar.update(1)
+        # The bar shows only on a terminal; a log (nohup, CI, a daemon) gets one line a task.
+        elapsed = time.perf_counter() - started
+        log.info("task %d/%d %s scored: %.1f s elapsed, about %.1f s left",
+                 done, total, task.name, elapsed, elapsed / done * (total - done))
+
     with tqdm(total=total, unit="task", disable=None, file=sys.stderr) as bar:
         return score_submission(labels, submission, config, threads=threads, tasks=tasks,
-                                on_task_done=lambda _: bar.update(1))
+                                on_task_done=task_done)
 
 
 def print_warnings(result: EvaluationResult) -> None:

@@ -7,13 +7,14 @@ config.probe_type.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from typing import Any
 
 import numpy as np
 import torch
 
-from evaluator.config import EvaluationConfig
+from evaluator.config import TRAINING_KEYS, EvaluationConfig
 from evaluator.errors import ConfigError
 from evaluator.results import FoldRun
 from evaluator.tasks import TaskKind
@@ -48,10 +49,14 @@ def check_params(config: EvaluationConfig, allowed: dict[str, type | tuple[type,
     """Reject probe_params keys the probe does not know, or of the wrong type."""
     for key, value in config.probe_params.items():
         if key not in allowed:
-            known = ", ".join(sorted(allowed)) or "none"
+            # The training keys are accepted under probe_params for every probe (config.py
+            # lifts them to the top level before the probe sees them).
+            accepted = sorted({*allowed, *TRAINING_KEYS})
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f"did you mean probe_params.{close[0]}? " if close else ""
             raise ConfigError(
-                f"probe_params.{key} is not a parameter of the {config.probe_type} probe "
-                f"(known: {known})"
+                f"probe_params.{key} is not a parameter of the {config.probe_type} probe; "
+                f"{hint}probe_params accepts: {', '.join(accepted)}"
             )
         if isinstance(value, bool) or not isinstance(value, allowed[key]):
             raise ConfigError(f"probe_params.{key} has the wrong type: {value!r}")
