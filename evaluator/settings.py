@@ -78,6 +78,8 @@ class GitHubSettings:
     folder: str = ""
     readme: str = "README.md"
     base_url: str = "https://api.github.com"
+    # GitHub asks integrations to space writes about a second apart (secondary limits).
+    seconds_between_writes: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,8 @@ TOP_KEYS = {"challenge", "database", "scoring", "phases", "evalai", "inbox", "pu
 PHASE_KEYS = {"slug", "labels", "scoring", "counting_rule", "hidden_tasks", "evalai_phase_pk"}
 EVALAI_KEYS = {"url", "challenge_pk", "queue", "token_env", "token_file", "split",
                "storage_hosts", "labels"}
-GITHUB_KEYS = {"repo", "branch", "folder", "readme", "base_url", "token_env", "token_file"}
+GITHUB_KEYS = {"repo", "branch", "folder", "readme", "base_url", "token_env", "token_file",
+               "seconds_between_writes"}
 WORKER_KEYS = set(WorkerSettings.__dataclass_fields__)
 
 
@@ -232,6 +235,8 @@ def _github(raw: Any, where: str, environ: Mapping[str, str]) -> GitHubSettings:
         folder=str(item.get("folder", "")).strip("/"),
         readme=str(item.get("readme", "README.md")),
         base_url=str(item.get("base_url", "https://api.github.com")).rstrip("/"),
+        seconds_between_writes=_number(item, "seconds_between_writes", context, 1.0,
+                                       minimum=0.0),
     )
 
 

@@ -54,7 +54,8 @@ class Daemon:
         self.evalai = _evalai_client(settings)
         github = settings.github
         self.github = (GitHubPublisher(github.token, base_url=github.base_url,
-                                       token_setting=github.token_source)
+                                       token_setting=github.token_source,
+                                       seconds_between_writes=github.seconds_between_writes)
                        if github is not None else None)
         self.source: SubmissionSource = (EvalAISource(settings, self.evalai)
                                          if self.evalai is not None else InboxSource(settings))

@@ -57,6 +57,7 @@ class Worker:
                                 daemon=True, name=f"heartbeat-{submission.id}")
         beat.start()
         workdir = self.settings.workdir / "evaluations" / str(submission.id)
+        workdir.mkdir(parents=True, exist_ok=True)
         try:
             self._process(submission, workdir, stop)
         except Exception as error:  # a bug must not stop the daemon or lose the submission
