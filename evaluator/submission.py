@@ -248,8 +248,8 @@ def padded_matrix(
     padded[:, :found] = matrix
     warning = (
         f"the submission has {found} embedding columns, fewer than the {embedding_dim} this "
-        f"challenge expects; columns {found}..{embedding_dim - 1} were filled with zeros (as the "
-        "reference tool does). If that is not intended, add the missing columns."
+        f"challenge expects: columns {found}..{embedding_dim - 1} are scored as zeros (as the "
+        "reference tool does), which lowers the scores. Add the missing columns."
     )
     return padded, [warning]
 
@@ -290,15 +290,17 @@ def check_submission(
     shown = ", ".join(columns) if width <= 4 else f"{columns[0]}, {columns[1]}, ..., {columns[-1]}"
     lines = [f"{path.name}: {rows} rows, {width} embedding columns ({shown})"]
     _, padding = padded_matrix(submission, embedding_dim)
-    lines += [f"warning: {warning}" for warning in [*submission.warnings, *padding]]
-    lines += [f"flag: {name}: {str(value).lower()}" for name, value in submission.flags.items()]
+    warnings = [*submission.warnings, *padding]
+    lines += [f"WARNING: {warning}" for warning in warnings]
     if ids_file is not None:
         required = read_ids_file(ids_file)
         row_positions(submission, required)
         extra = rows - len(set(required.tolist()))
         note = f"; {extra} extra rows will be ignored" if extra else ""
         lines.append(f"all {len(required)} ids of {Path(ids_file).name} are present{note}")
-    lines.append("OK: the submission can be scored")
+    lines.append("OK: the submission can be scored" if not warnings else
+                 f"The submission can be scored, but read the {len(warnings)} WARNING "
+                 f"line{'s' if len(warnings) > 1 else ''} above before you upload it.")
     return lines
 
 

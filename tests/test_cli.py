@@ -167,3 +167,14 @@ def test_leaderboard_into_head_ends_quietly(tmp_path: Path) -> None:
     assert board.wait(timeout=120) == 0, stderr
     assert stderr == ""
     assert first.startswith("Standalone benchmark runs / phase0")
+
+
+def test_check_submission_makes_a_short_file_impossible_to_miss(tmp_path: Path) -> None:
+    _, submission = write_challenge(tmp_path, SPECS[:1], dim=32)
+    done = probeboard("check-submission", submission, "--dim", "1024")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "OK" not in lines[-1] and "WARNING" in lines[-1]
+    assert any(line.startswith("WARNING: the submission has 32 embedding columns, fewer than "
+                               "the 1024") and "are scored as zeros" in line for line in lines)
+    assert "were filled" not in done.stdout and "flag:" not in done.stdout

@@ -358,11 +358,14 @@ def test_check_submission_reports(tmp_path: Path) -> None:
     ids = write(tmp_path, "a\nb\n\n", name="ids.txt")
     lines = check_submission(path, ids_file=ids, embedding_dim=3)
     assert lines[0] == "submission.csv: 3 rows, 2 embedding columns (0, 1)"
-    assert any(line.startswith("warning:") and ".zarr" in line for line in lines)
-    assert any(line.startswith("warning:") and "zeros" in line for line in lines)
-    assert f"flag: {ZARR_FLAG}: true" in lines
+    assert any(line.startswith("WARNING:") and ".zarr" in line for line in lines)
+    # Says what WILL happen at scoring, and the verdict cannot be mistaken for a plain OK.
+    assert any(line.startswith("WARNING:") and "columns 2..2 are scored as zeros" in line
+               and "lowers the scores" in line for line in lines)
+    assert not any(line.startswith("flag:") for line in lines)
     assert "all 2 ids of ids.txt are present; 1 extra rows will be ignored" in lines
-    assert lines[-1] == "OK: the submission can be scored"
+    assert lines[-1] == ("The submission can be scored, but read the 2 WARNING lines above "
+                         "before you upload it.")
 
 
 def test_check_submission_with_csv_ids_file(tmp_path: Path) -> None:
