@@ -29,7 +29,6 @@ from evaluator.db import submissions
 from evaluator.db.challenges import get_or_create_challenge, get_or_create_phase
 from evaluator.db.engine import open_store
 from evaluator.db.models import CountingRule
-from evaluator.engine import warm_up
 from evaluator.errors import ProbeboardError, ServiceAuthError, ServiceError
 from evaluator.evalai import EvalAIClient
 from evaluator.files import write_atomic
@@ -131,7 +130,6 @@ class Daemon:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self._install_signals()
-        warm_up()
         scheduler = BackgroundScheduler(timezone=UTC)
         scheduler.add_job(
             self._guarded_pass, "interval", seconds=self.settings.poll_seconds,
