@@ -3,6 +3,7 @@ PostgreSQL (tests/postgres.py starts it once per session, only when needed)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -48,3 +49,35 @@ def seed_phase(session: Any, **phase: Any) -> tuple[Phase, Team]:
     team = get_or_create_team(session, challenge, source="evalai", source_id="17",
                               name="team seventeen")
     return phase_row, team
+
+
+def claim_concurrently(store: Store, owners: list[str],
+                       claim: Callable[[Store, str], list[int]]) -> dict[str, list[int]]:
+    """Each owner, with its own Store (own connections) on `store`'s database, starts at
+    the same moment and calls `claim` until it returns nothing; what each one got."""
+    stores = [open_store(store.url.render_as_string(hide_password=False)) for _ in owners]
+    claims: dict[str, list[int]] = {owner: [] for owner in owners}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(owners))
+
+    def work(owner: str, own: Store) -> None:
+        try:
+            barrier.wait()
+            while got := claim(own, owner):
+                claims[owner].extend(got)
+        except BaseException as error:  # reported by the calling thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=pair)
+               for pair in zip(owners, stores, strict=True)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        for own in stores:
+            own.close()
+    assert not errors, errors
+    assert not any(thread.is_alive() for thread in threads), "a claimer hung"
+    return claims

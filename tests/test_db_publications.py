@@ -4,14 +4,13 @@ and the digests that skip re-publishing an unchanged board."""
 from __future__ import annotations
 
 import math
-import threading
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from evaluator.db.engine import Store, open_store
+from evaluator.db.engine import Store
 from evaluator.db.models import Publication, PublicationStatus, PublicationTarget
 from evaluator.db.publications import (
     FIRST_BACKOFF,
@@ -24,7 +23,7 @@ from evaluator.db.publications import (
     last_done_digest,
     retry,
 )
-from tests.databases import seed_phase
+from tests.databases import claim_concurrently, seed_phase
 
 P = PublicationStatus
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -137,32 +136,9 @@ def test_concurrent_publishers_never_share_a_row(store: Store) -> None:
     """3 publishers, each with its own Store on the same database, claiming small batches at
     the same moment until nothing is due: every row is claimed by exactly one of them."""
     rows = add(store, 30)
-    publishers = [open_store(store.url.render_as_string(hide_password=False))
-                  for _ in range(3)]
-    claims: dict[str, list[int]] = {f"publisher-{n}": [] for n in range(3)}
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(publishers))
-
-    def work(owner: str, publisher: Store) -> None:
-        try:
-            barrier.wait()
-            while batch := claim_due(publisher, owner, LEASE, limit=3):
-                claims[owner].extend(ids(batch))
-        except BaseException as error:  # reported by the main thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=work, args=(owner, publisher))
-               for owner, publisher in zip(claims, publishers, strict=True)]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-    finally:
-        for publisher in publishers:
-            publisher.close()
-    assert not errors
-    assert not any(thread.is_alive() for thread in threads)
+    claims = claim_concurrently(
+        store, [f"publisher-{n}" for n in range(3)],
+        lambda own, owner: ids(claim_due(own, owner, LEASE, limit=3)))
     every = [row for owned in claims.values() for row in owned]
     assert sorted(every) == rows
     with store.session() as session:

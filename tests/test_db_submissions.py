@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from evaluator.db.submissions import (
     release,
     renew,
 )
-from tests.databases import seed_phase
+from tests.databases import claim_concurrently, seed_phase
 
 S = SubmissionStatus
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -153,31 +152,9 @@ def test_concurrent_claimers_never_share_a_submission(store: Store) -> None:
     """4 workers, each with its own Store (own connections) on the same database, claim
     until nothing is left: every submission is claimed exactly once."""
     ids = add_submissions(store, *(T0 + timedelta(seconds=n) for n in range(20)))
-    workers = [open_store(store.url.render_as_string(hide_password=False)) for _ in range(4)]
-    claims: dict[str, list[int]] = {f"worker-{n}": [] for n in range(4)}
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(workers))
-
-    def work(owner: str, worker: Store) -> None:
-        try:
-            barrier.wait()
-            while (claimed := claim_next(worker, owner, LEASE)) is not None:
-                claims[owner].append(claimed.id)
-        except BaseException as error:  # reported by the main thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=work, args=(owner, worker))
-               for owner, worker in zip(claims, workers, strict=True)]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-    finally:
-        for worker in workers:
-            worker.close()
-    assert not errors
-    assert not any(thread.is_alive() for thread in threads)
+    claims = claim_concurrently(
+        store, [f"worker-{n}" for n in range(4)],
+        lambda own, owner: [c.id] if (c := claim_next(own, owner, LEASE)) else [])
     every = [submission_id for owned in claims.values() for submission_id in owned]
     assert sorted(every) == sorted(ids)  # all claimed, none twice
     with store.session() as session:
