@@ -224,3 +224,25 @@ def test_sigkill_mid_evaluation_then_restart_evaluates_it_once(
         rows = connection.execute("SELECT status, attempts FROM submission").fetchall()
         evaluations = connection.execute("SELECT count(*) FROM evaluation").fetchone()[0]
     assert rows == [("finished", 1)] and evaluations == 1
+
+
+def test_an_organiser_fault_hands_the_submission_back_and_ends_the_pass(
+        tmp_path: Path, challenge: tuple[Path, Path, Path]) -> None:
+    """Labels that vanish after start-up are the organiser's problem: the submission waits
+    (not failed, no attempt counted) and the pass ends instead of re-claiming it forever."""
+    from evaluator.daemon.service import Daemon
+    from evaluator.settings import load_settings
+
+    labels, informative, _ = challenge
+    settings = write_settings(tmp_path, labels)
+    inbox(tmp_path, "dev", "alpha", informative)
+    daemon = Daemon(load_settings(settings), owner="test")
+    try:
+        shutil.rmtree(labels)
+        counts = daemon.run_once()
+    finally:
+        daemon.close()
+    assert counts["new"] == 1 and counts["evaluated"] == 0
+    with sqlite3.connect(tmp_path / "probeboard.db") as connection:
+        assert connection.execute("SELECT status, attempts, stderr FROM submission"
+                                  ).fetchall() == [("submitted", 0, None)]

@@ -109,9 +109,8 @@ class Daemon:
             done = 0
             while not self.stop_polling.is_set():
                 claimed = worker.claim()
-                if claimed is None:
-                    return done
-                worker.process(claimed, self.stop_now)
+                if claimed is None or not worker.process(claimed, self.stop_now):
+                    return done  # empty, or handed back: claimed again next pass
                 done += 1
             return done
 

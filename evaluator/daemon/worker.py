@@ -50,8 +50,10 @@ class Worker:
     def claim(self) -> Claim | None:
         return submissions.claim_next(self.store, self.owner, self.lease)
 
-    def process(self, submission: Claim, stop: threading.Event) -> None:
-        """Evaluate a submission this worker has claimed, to a final status or back."""
+    def process(self, submission: Claim, stop: threading.Event) -> bool:
+        """Evaluate a submission this worker has claimed, to a final status (True) or back
+        to the queue (False: the caller claims nothing more this pass, or it would take the
+        same submission straight back)."""
         beat_stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(submission.id, beat_stop),
                                 daemon=True, name=f"heartbeat-{submission.id}")
@@ -59,16 +61,16 @@ class Worker:
         workdir = self.settings.workdir / "evaluations" / str(submission.id)
         workdir.mkdir(parents=True, exist_ok=True)
         try:
-            self._process(submission, workdir, stop)
+            return self._process(submission, workdir, stop)
         except Exception as error:  # a bug must not stop the daemon or lose the submission
             log.exception("submission %d: unexpected error", submission.id)
-            self._crashed(submission, f"{type(error).__name__}: {error}")
+            return self._crashed(submission, f"{type(error).__name__}: {error}")
         finally:
             beat_stop.set()
             beat.join()
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _process(self, submission: Claim, workdir: Path, stop: threading.Event) -> None:
+    def _process(self, submission: Claim, workdir: Path, stop: threading.Event) -> bool:
         phase = self.settings.phase(submission.phase)
         self._tell_running(submission)
         limits = self.settings.workers
@@ -79,11 +81,9 @@ class Worker:
                 raise SubmissionError("file_too_large", f"the file is larger than the "
                                       f"{limits.max_file_mb} MB this challenge allows")
         except SubmissionError as error:
-            self._fail(submission, str(error))
-            return
+            return self._fail(submission, str(error))
         except ProbeboardError as error:
-            self._hand_back(submission, f"fetching its file failed: {error}")
-            return
+            return self._hand_back(submission, f"fetching its file failed: {error}")
         request = child.Request(labels=phase.labels, submission=path,
                                 scoring=phase.scoring.to_dict(), threads=limits.threads,
                                 memory_mb=limits.memory_mb)
@@ -91,19 +91,17 @@ class Worker:
             outcome = child.run(request, workdir / "child", wall_seconds=limits.wall_seconds,
                                 stop=stop)
         except child.Stopped:
-            self._hand_back(submission, "the daemon is stopping")
-            return
+            return self._hand_back(submission, "the daemon is stopping")
         if isinstance(outcome, child.Failure):
             if outcome.code == "crashed":
-                self._crashed(submission, outcome.message)
-            elif outcome.fault in (Fault.PARTICIPANT, Fault.RESOURCES):
-                self._fail(submission, outcome.message if outcome.fault is Fault.PARTICIPANT
-                           else participant_message(ResourceLimitError(outcome.message)))
-            else:
-                log.error("submission %d: %s fault, not the participant's: %s; it waits "
-                          "until this is fixed", submission.id, outcome.fault, outcome.message)
-                self._hand_back(submission, outcome.message)
-            return
+                return self._crashed(submission, outcome.message)
+            if outcome.fault in (Fault.PARTICIPANT, Fault.RESOURCES):
+                return self._fail(submission, outcome.message
+                                  if outcome.fault is Fault.PARTICIPANT
+                                  else participant_message(ResourceLimitError(outcome.message)))
+            log.error("submission %d: %s fault, not the participant's: %s; it waits until "
+                      "this is fixed", submission.id, outcome.fault, outcome.message)
+            return self._hand_back(submission, outcome.message)
         stdout = participant_stdout(outcome, phase.hidden_tasks)
         if evaluations.finish(self.store, submission.id, self.owner, outcome, stdout=stdout,
                               follow_up=partial(after_final, self.settings)):
@@ -112,25 +110,28 @@ class Worker:
         else:
             log.warning("submission %d: lease lost before the scores were written; another "
                         "worker has it", submission.id)
+        return True
 
-    def _fail(self, submission: Claim, message: str) -> None:
+    def _fail(self, submission: Claim, message: str) -> bool:
         if evaluations.fail(self.store, submission.id, self.owner, stderr=message,
                             follow_up=partial(after_final, self.settings)):
             log.info("submission %d failed: %s", submission.id, message)
+        return True
 
-    def _crashed(self, submission: Claim, why: str) -> None:
+    def _crashed(self, submission: Claim, why: str) -> bool:
         """A child that died without an outcome: retried, until the attempt cap fails it."""
         if submission.attempts + 1 >= self.settings.workers.max_attempts:
-            self._fail(submission, submissions.CRASHED_MESSAGE.format(
+            return self._fail(submission, submissions.CRASHED_MESSAGE.format(
                 attempts=submission.attempts + 1))
-            return
         submissions.release(self.store, submission.id, self.owner, count_attempt=True)
         log.warning("submission %d: %s; retried later", submission.id, why)
+        return False
 
-    def _hand_back(self, submission: Claim, why: str) -> None:
+    def _hand_back(self, submission: Claim, why: str) -> bool:
         submissions.release(self.store, submission.id, self.owner)
-        log.warning("submission %d handed back (%s); it is evaluated again later",
+        log.warning("submission %d handed back (%s); it is evaluated again next pass",
                     submission.id, why)
+        return False
 
     def _tell_running(self, submission: Claim) -> None:
         """EvalAI shows 'running' while we evaluate; best effort: the final PUT counts."""
