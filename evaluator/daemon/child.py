@@ -58,10 +58,6 @@ class Failure:
     message: str  # the participant's (SubmissionError) or the operator's
     code: str = ""
 
-    @property
-    def retryable(self) -> bool:
-        return self.fault in (Fault.SERVICE, Fault.ORGANISER)
-
 
 class Stopped(Exception):
     """The daemon was told to stop while the child ran; the child was killed."""

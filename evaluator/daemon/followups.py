@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from evaluator.db import publications
@@ -109,8 +110,12 @@ def evalai_numbers(settings: Settings, session: Session,
     return numbers
 
 
-def latest_snapshot(phase: Phase) -> StandingsSnapshot | None:
-    return phase.standings[-1] if phase.standings else None
+def latest_snapshot(session: Session, phase: Phase) -> StandingsSnapshot | None:
+    """The newest snapshot only (a phase's history grows with every submission)."""
+    return session.scalars(
+        sa.select(StandingsSnapshot).where(StandingsSnapshot.phase_id == phase.id)
+        .order_by(StandingsSnapshot.id.desc()).limit(1)
+    ).first()
 
 
 def _put(row: dict[str, float], label: str, value: float) -> None:

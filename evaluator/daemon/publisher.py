@@ -84,8 +84,8 @@ class Publisher:
                         f"next try at {when:%H:%M:%S}" if when else "gave up (not retryable)")
             return 0
         except ProbeboardError as error:
-            log.error("%s cannot be sent: %s (fix it, then `probeboard requeue-publication`)",
-                      what, error)
+            log.error("%s cannot be sent: %s; it stays failed (probeboard status lists it) "
+                      "until the cause is fixed and the row is made pending again", what, error)
             publications.failed(self.store, row.id, str(error), retryable=False)
             return 0
         except Exception as error:  # a bug must not stop the outbox: log it, retry later
@@ -170,7 +170,7 @@ class Publisher:
         assert self.settings.publish_folder is not None
         with self.store.session() as session:
             phase = _phase(session, row)
-            digest = _standings_digest([phase])
+            digest = _standings_digest(session, [phase])
             if digest == publications.last_done_digest(
                     session, PublicationTarget.FILES, ["board"], phase_id=phase.id):
                 return digest
@@ -185,7 +185,7 @@ class Publisher:
                                   "configured; add it back")
         with self.store.session() as session:
             phases = challenge_phases(session, self.settings.challenge)
-            digest = _standings_digest(phases)
+            digest = _standings_digest(session, phases)
             if digest == publications.last_done_digest(
                     session, PublicationTarget.GITHUB, ["board"]):
                 return digest
@@ -221,8 +221,8 @@ def _evalai_phase(configured: int | None, submission: Submission) -> int:
     return configured
 
 
-def _standings_digest(phases: list[Phase]) -> str:
+def _standings_digest(session: Session, phases: list[Phase]) -> str:
     return publications.content_digest({
-        phase.slug: (snapshot.payload if (snapshot := latest_snapshot(phase)) else None)
+        phase.slug: (snapshot.payload if (snapshot := latest_snapshot(session, phase)) else None)
         for phase in phases
     })
