@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.orm import Session
@@ -23,6 +24,7 @@ from evaluator.db.models import SubmissionStatus as S
 from evaluator.errors import ProbeboardError, ServiceAuthError, ServiceError
 from evaluator.evalai import DeleteResult, EvalAIClient
 from evaluator.settings import Settings
+from leaderboard.board import Board
 from leaderboard.phase_board import phase_board
 from leaderboard.publish.files import board_files, readme_with, write_board_files
 from leaderboard.publish.github import GitHubPublisher, GitHubTarget
@@ -32,6 +34,13 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=10)
 AUTH_RETRY_SECONDS = 15 * 60.0  # a refused token waits for the operator, slowly
 FINAL = {"finished", "failed", "cancelled"}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    digest: str
+    board: Board
+    files: dict[str, bytes]
 
 
 class Publisher:
@@ -49,6 +58,7 @@ class Publisher:
             (PublicationTarget.FILES, "board"): self._files_board,
             (PublicationTarget.GITHUB, "board"): self._github_board,
         }
+        self.rendered: dict[int, Rendered] = {}  # by phase id: the newest standings only
 
     def drain(self, owner: str, *, stop: Callable[[], bool] = lambda: False) -> int:
         """Send every due row (rows that become due meanwhile, e.g. acks after their
@@ -166,6 +176,16 @@ class Publisher:
 
     # ---- boards --------------------------------------------------------------------
 
+    def _rendered_board(self, session: Session, phase: Phase) -> Rendered:
+        """The phase's board and its files, rendered once per standings (the pictures
+        take about a second; the folder and GitHub publish the same files)."""
+        digest = _standings_digest(session, [phase])
+        cached = self.rendered.get(phase.id)
+        if cached is None or cached.digest != digest:
+            board = phase_board(session, phase)
+            cached = self.rendered[phase.id] = Rendered(digest, board, board_files(board))
+        return cached
+
     def _files_board(self, row: Publication) -> str | None:
         assert self.settings.publish_folder is not None
         with self.store.session() as session:
@@ -174,8 +194,9 @@ class Publisher:
             if digest == publications.last_done_digest(
                     session, PublicationTarget.FILES, ["board"], phase_id=phase.id):
                 return digest
-            board = phase_board(session, phase)
-        write_board_files(board, self.settings.publish_folder / phase.slug)
+            rendered = self._rendered_board(session, phase)
+        write_board_files(rendered.board, self.settings.publish_folder / phase.slug,
+                          rendered.files)
         return digest
 
     def _github_board(self, row: Publication) -> str | None:
@@ -189,9 +210,10 @@ class Publisher:
             if digest == publications.last_done_digest(
                     session, PublicationTarget.GITHUB, ["board"]):
                 return digest
-            boards = [phase_board(session, phase) for phase in phases]
-        files = {f"{board.phase}/{name}": data
-                 for board in boards for name, data in board_files(board).items()}
+            rendered = [self._rendered_board(session, phase) for phase in phases]
+        boards = [r.board for r in rendered]
+        files = {f"{r.board.phase}/{name}": data
+                 for r in rendered for name, data in r.files.items()}
         target = GitHubTarget(repo=github.repo, branch=github.branch, folder=github.folder,
                               readme=github.readme)
         self.github.publish(
