@@ -59,11 +59,13 @@ class Publisher:
             (PublicationTarget.GITHUB, "board"): self._github_board,
         }
         self.rendered: dict[int, Rendered] = {}  # by phase id: the newest standings only
+        self.numbers: dict[int, tuple[int | None, dict[int, dict[str, float]]]] = {}
 
     def drain(self, owner: str, *, stop: Callable[[], bool] = lambda: False) -> int:
         """Send every due row (rows that become due meanwhile, e.g. acks after their
         report, in the same call); return how many were done."""
         sent = 0
+        self.numbers.clear()  # statuses may have changed since the last drain
         while not stop():
             rows = publications.claim_due(self.store, owner, LEASE)
             if not rows:
@@ -125,9 +127,19 @@ class Publisher:
                 return None
             if submission.status is not S.FINISHED:
                 return None  # requeued or cancelled since: a later report follows
-            numbers = evalai_numbers(self.settings, session, submission.phase)[submission.id]
+            numbers = self._numbers(session, submission.phase)[submission.id]
             self._put(client, session, submission, numbers)
             return publications.content_digest(numbers)
+
+    def _numbers(self, session: Session, phase: Phase) -> dict[int, dict[str, float]]:
+        """evalai_numbers, computed once per standings snapshot within a drain (a pass that
+        finished many submissions holds a report and a ranks row for each)."""
+        snapshot = latest_snapshot(session, phase)
+        key = snapshot.id if snapshot is not None else None
+        cached = self.numbers.get(phase.id)
+        if cached is None or cached[0] != key:
+            cached = self.numbers[phase.id] = (key, evalai_numbers(self.settings, session, phase))
+        return cached[1]
 
     def _put(self, client: EvalAIClient, session: Session, submission: Submission,
              numbers: dict[str, float]) -> None:
@@ -159,14 +171,13 @@ class Publisher:
         client = self._client()
         with self.store.session() as session:
             phase = _phase(session, row)
-            numbers = evalai_numbers(self.settings, session, phase)
+            numbers = self._numbers(session, phase)
             by_id = {s.id: s for s in phase.submissions}
+            shown = publications.last_sent_digests(
+                session, PublicationTarget.EVALAI, ["report", "rank"], numbers)
             for submission_id, values in sorted(numbers.items()):
                 digest = publications.content_digest(values)
-                sent = publications.last_done_digest(
-                    session, PublicationTarget.EVALAI, ["report", "rank"],
-                    submission_id=submission_id)
-                if sent == digest:
+                if shown.get(submission_id) == digest:
                     continue
                 self._put(client, session, by_id[submission_id], values)
                 with self.store.write() as record:  # what this submission now shows
