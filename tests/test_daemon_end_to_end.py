@@ -29,7 +29,7 @@ import requests
 
 from evaluator.daemon.service import Daemon
 from evaluator.db.models import CountingRule
-from evaluator.settings import DEFAULT_LABELS, load_settings
+from evaluator.settings import DEFAULT_LABELS, Settings, load_settings
 from leaderboard.standings import Scored, Standings, standings
 from tests.builders import write_noisy_submission
 from tests.daemon_setup import make_challenge, write_settings
@@ -193,6 +193,7 @@ class Direct:
     """A phase's standings from the stored scores, and what each submission should show."""
 
     standings: Standings
+    counted: list[int]  # EvalAI submission pks, in rank order
     numbers: dict[int, dict[str, float]]  # EvalAI submission pk -> result numbers
 
 
@@ -205,7 +206,8 @@ def direct(database: Path, slug: str) -> Direct:
             "SELECT s.id, s.source_id, t.name, s.submitted_at, s.is_public FROM submission s "
             "JOIN team t ON t.id = s.team_id JOIN phase p ON p.id = s.phase_id "
             "WHERE p.slug = ? AND s.status = 'finished' AND NOT s.hidden", (slug,)).fetchall()
-        scored, pks = [], {}
+        scored: list[Scored] = []
+        pks: dict[int, int] = {}  # our submission id -> EvalAI's pk
         for submission_id, source_id, team, submitted_at, is_public in rows:
             quality = dict(db.execute(
                 "SELECT task, quality FROM task_score WHERE evaluation_id = (SELECT id FROM "
@@ -216,18 +218,18 @@ def direct(database: Path, slug: str) -> Direct:
                                  {k: math.nan if q is None else q for k, q in quality.items()}))
             pks[submission_id] = int(source_id)
     result = standings(scored, json.loads(tasks), CountingRule(rule))
-    counted = {entry.submission_id for entry in result.entries}
-    numbers = {}
+    counted = [pks[entry.submission_id] for entry in result.entries]
+    numbers: dict[int, dict[str, float]] = {}
     for i, entry in enumerate(result.entries):
         numbers[pks[entry.submission_id]] = {
             "Rank": int(result.ranking.rank[i]),
             "Weighted score": float(result.ranking.weighted_score[i]),
             "Mean Q": entry.mean_quality, **({} if slug == "dev" else entry.task_quality)}
     for entry in scored:  # finished, not counted: a rank below every counted one
-        if entry.submission_id not in counted:
+        if pks[entry.submission_id] not in counted:
             numbers[pks[entry.submission_id]] = {"Rank": len(result.entries) + 1,
                                                  "Mean Q": entry.mean_quality}
-    return Direct(result, numbers)
+    return Direct(result, counted, numbers)
 
 
 def order(found: Direct) -> list[str]:
@@ -256,15 +258,15 @@ def check_results(arena: Arena, found: Direct, owners: dict[int, Team], phase: s
 
 
 def check_leaderboard(arena: Arena, found: Direct, phase: str) -> None:
-    """Every team once, in the daemon's rank order, with the numbers of its counted entry."""
+    """Every team once, in the daemon's rank order, showing its counted submission with
+    that submission's numbers."""
     entries = arena.leaderboard(phase)
     assert [e["submission__participant_team__team_name"] for e in entries] == order(found)
+    assert [e["submission__id"] for e in entries] == found.counted
     labels = arena.schemas[phase]["labels"]
-    for entry, counted in zip(entries, found.standings.entries, strict=True):
-        numbers = found.numbers[entry["submission__id"]]
-        assert dict(zip(labels, entry["result"], strict=True)) == pytest.approx(numbers,
-                                                                                abs=1e-5)
-        assert counted.team == entry["submission__participant_team__team_name"]
+    for entry in entries:
+        assert dict(zip(labels, entry["result"], strict=True)) == pytest.approx(
+            found.numbers[entry["submission__id"]], abs=1e-5)
 
 
 def check_board_on_github(github: GitHubServer, found: dict[str, Direct]) -> None:
@@ -274,6 +276,21 @@ def check_board_on_github(github: GitHubServer, found: dict[str, Direct]) -> Non
         assert [e["team"] for e in board["entries"]] == order(standings_found)
     dev_files = b"".join(data for path, data in files.items() if path.startswith("boards/dev/"))
     assert not any(task.encode() in dev_files for task in TASKS)  # hidden tasks stay hidden
+
+
+def one_pass(settings: Settings) -> dict[str, int]:
+    """A fresh daemon's single pass, as `probeboard run --once` does."""
+    daemon = Daemon(settings, owner="e2e")
+    try:
+        return daemon.run_once()
+    finally:
+        daemon.close()
+
+
+def outbox_left(database: Path) -> int:
+    with sqlite3.connect(database) as db:
+        return int(db.execute("SELECT count(*) FROM publication WHERE status != 'done'")
+                   .fetchone()[0])
 
 
 def test_teams_submit_through_the_cli_and_evalai_and_github_hold_our_standings(
@@ -310,12 +327,9 @@ def test_teams_submit_through_the_cli_and_evalai_and_github_hold_our_standings(
     private = submit(one, "dev", weak, "--private")  # never counts, never listed
     for team, file in ((one, medium), (two, weak), (three, strong)):
         submit(team, "final", file)
-    daemon = Daemon(settings, owner="e2e")
-    try:
-        counts = daemon.run_once()
-    finally:
-        daemon.close()
+    counts = one_pass(settings)
     assert (counts["new"], counts["evaluated"]) == (8, 8)
+    assert outbox_left(database) == 0  # every report, rank update, board and ack is done
 
     found = {phase: direct(database, phase) for phase in ("dev", "final")}
     assert order(found["dev"]) == [one.name, two.name, three.name]
@@ -341,22 +355,15 @@ def test_teams_submit_through_the_cli_and_evalai_and_github_hold_our_standings(
 
     # ---- nothing new: nothing sent again -----------------------------------------------
     before = {pk: shown(arena, pk, team).result_file for pk, team in owners.items()}
-    daemon = Daemon(settings, owner="e2e")
-    try:
-        assert daemon.run_once() == {"expired": 0, "new": 0, "evaluated": 0, "published": 0}
-    finally:
-        daemon.close()
+    assert one_pass(settings) == {"expired": 0, "new": 0, "evaluated": 0, "published": 0}
     assert len(github.commits(REPO, BRANCH)) == commits + 1
     assert {pk: shown(arena, pk, team).result_file for pk, team in owners.items()} == before
 
     # ---- round 2: the last team submits a better file; the ranks move -----------------
     newest = submit(three, "dev", better)
-    daemon = Daemon(settings, owner="e2e")
-    try:
-        counts = daemon.run_once()
-    finally:
-        daemon.close()
+    counts = one_pass(settings)
     assert (counts["new"], counts["evaluated"]) == (1, 1)
+    assert outbox_left(database) == 0
     moved = direct(database, "dev")
     assert order(moved) == [one.name, three.name, two.name]
     check_results(arena, moved, owners, "dev")  # old results were re-PUT where they moved
