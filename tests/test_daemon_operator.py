@@ -155,8 +155,9 @@ def test_a_submission_is_found_by_id_or_evalai_pk_within_its_challenge(store: St
         other = get_or_create_challenge(session, "other-challenge")
         phase = get_or_create_phase(session, other, "dev", scoring={"k_folds": 3, "seed": 1},
                                     tasks=["t"])
-        stranger, _ = intake_submission(session, phase=phase, team=seed_phase(session)[1],
-                                        source="local", source_id="dev/x/1")
+        team = get_or_create_team(session, other, source="local", source_id="x", name="x")
+        stranger, _ = intake_submission(session, phase=phase, team=team, source="local",
+                                        source_id="dev/x/1")
         stranger_id = stranger.id
     with store.session() as session:
         assert operator_actions.find_submission(session, "embed-2026", str(first)).id == first
@@ -176,14 +177,17 @@ def test_hide_and_baseline_record_who_and_why_and_refuse_a_repeat(store: Store) 
         assert submission is not None
         operator_actions.set_hidden(session, submission, True, actor="bob", reason="copied")
         operator_actions.set_baseline(session, submission, True, actor="bob", reason="ours")
-    for change, message in ((lambda s, row: operator_actions.set_hidden(
-            s, row, True, actor="bob", reason="again"), "already hidden; `probeboard unhide"),
-                            (lambda s, row: operator_actions.set_baseline(
-            s, row, True, actor="bob", reason="again"), "already a baseline"),
-                            (lambda s, row: operator_actions.set_hidden(
-            s, row, False, actor="bob", reason=" "), "give a reason")):
-        with pytest.raises(OperatorRefused, match=message), store.write() as session:
-            change(session, session.get(Submission, first))
+
+    def again(change: Any, *args: object, reason: str = "again") -> None:
+        with store.write() as session:
+            change(session, session.get(Submission, first), *args, actor="bob", reason=reason)
+
+    with pytest.raises(OperatorRefused, match="already hidden; `probeboard unhide"):
+        again(operator_actions.set_hidden, True)
+    with pytest.raises(OperatorRefused, match="already a baseline"):
+        again(operator_actions.set_baseline, True)
+    with pytest.raises(OperatorRefused, match="give a reason"):
+        again(operator_actions.set_hidden, False, reason=" ")
     assert audit(store) == [("bob", "hide", "copied", first, None),
                             ("bob", "baseline", "ours", first, None)]
 
