@@ -65,15 +65,15 @@ class PhaseSettingsMismatch(ConfigError):
     """A run's scoring settings differ from those its phase was created with: joining
     would rank fold scores that are not comparable."""
 
-    def __init__(self, phase: str, differences: dict[str, tuple[object, object]]) -> None:
+    def __init__(self, phase: str, differences: dict[str, tuple[object, object]], *,
+                 fix: str = "score this run with the phase's settings, or record it under "
+                            "another phase (--phase)") -> None:
         keys = ", ".join(
             f"{key} (phase: {phase_value!r}, this run: {run_value!r})"
             for key, (phase_value, run_value) in sorted(differences.items())
         )
-        super().__init__(
-            f"phase {phase!r} was scored with other settings: {keys}; score this run with "
-            "the phase's settings, or record it under another phase (--phase)"
-        )
+        super().__init__(f"phase {phase!r} was scored with other settings: {keys}; {fix}")
+        self.phase = phase
         self.differences = differences
 
 
@@ -81,13 +81,21 @@ class NotFound(ProbeboardError):
     """Something the operator named (a submission, phase, database) does not exist."""
 
 
+class OperatorRefused(ProbeboardError):
+    """An operator command that cannot be done as asked (already done, nothing to do, work
+    in progress); the message says why and what to do instead. Nothing was changed."""
+
+
 class IllegalTransition(ProbeboardError):
     """A submission status change that the state machine (db/models.py) does not allow."""
 
     def __init__(self, submission_id: int | None, old: str, new: str,
-                 allowed: list[str]) -> None:
+                 allowed: list[str], *, reason: str | None = None) -> None:
+        """`allowed` lists where `old` may go; an operator's refused move gives its
+        `reason` (why not, and what to do) instead."""
         super().__init__(
-            f"submission {submission_id}: cannot go from {old} to {new}; "
+            f"submission {submission_id}: cannot go from {old} to {new}: {reason}" if reason
+            else f"submission {submission_id}: cannot go from {old} to {new}; "
             f"from {old} it may go to {', '.join(allowed) or 'nothing (final)'}"
         )
         self.old = old

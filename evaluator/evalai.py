@@ -138,9 +138,25 @@ class EvalAIClient:
         self._call("PUT", self._update_path, data=data)
 
     def set_failed(self, pk: int, stderr: str, *, stdout: str = "") -> None:
-        data = {"submission": str(pk), "submission_status": "FAILED", "stdout": stdout,
+        self._put_outcome(pk, "FAILED", stderr, stdout)
+
+    def set_cancelled(self, pk: int, stderr: str, *, stdout: str = "") -> None:
+        """Off every leaderboard (only finished entries are listed), for good: unlike the
+        submission's visibility flags, the status is one its team cannot change back. A
+        later PUT FINISHED lists it again (§1.6, no state guard)."""
+        self._put_outcome(pk, "CANCELLED", stderr, stdout)
+
+    def _put_outcome(self, pk: int, status: str, stderr: str, stdout: str) -> None:
+        data = {"submission": str(pk), "submission_status": status, "stdout": stdout,
                 "stderr": stderr}
         self._call("PUT", self._update_path, data=data)
+
+    def set_baseline(self, pk: int, baseline: bool) -> dict[str, Any]:
+        """A host's PATCH of the submission's is_baseline flag (update_submission_meta,
+        §1.8): a baseline entry is listed without taking its team's slot."""
+        path = (f"/api/jobs/challenges/{self.challenge_pk}/submissions/{int(pk)}"
+                "/update_submission_meta/")
+        return self._call("PATCH", path, data={"is_baseline": "true" if baseline else "false"})
 
     def leaderboard(self, phase_split_pk: int, page_size: int = 100,
                     max_pages: int = 100) -> list[dict[str, Any]]:

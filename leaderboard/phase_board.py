@@ -14,13 +14,20 @@ from evaluator.files import finite
 from leaderboard.board import Board
 from leaderboard.standings import Scored, Standings, build_board, standings
 
+# A requeued submission keeps its place with its last scores until its new evaluation
+# replaces them: a rescore moves the board from the old scores to the new ones, never
+# through a board without them. One that fails on the re-run drops out.
+COUNTED_STATUSES = (SubmissionStatus.FINISHED, SubmissionStatus.SUBMITTED,
+                    SubmissionStatus.RUNNING)
+
 
 def scored_submissions(session: Session, phase: Phase) -> list[Scored]:
-    """Every finished submission of the phase that the host has not hidden, with its latest
-    evaluation's scores."""
+    """Every scored submission of the phase that the host has not hidden, with its latest
+    evaluation's scores: the finished ones, and the requeued ones that were scored
+    before."""
     rows = session.scalars(
         sa.select(Submission)
-        .where(Submission.phase_id == phase.id, Submission.status == SubmissionStatus.FINISHED,
+        .where(Submission.phase_id == phase.id, Submission.status.in_(COUNTED_STATUSES),
                Submission.hidden.is_(False))
         .options(selectinload(Submission.team),
                  selectinload(Submission.evaluations).selectinload(Evaluation.task_scores))

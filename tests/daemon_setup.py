@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from tests.builders import TaskSpec, write_challenge, write_unrelated_submission
+from tests.servers.evalai import World
 
 SPECS = [TaskSpec("biomass", 60), TaskSpec("crops", 60, classification=True)]
 HOSTILE_HEADER = "id," + ",".join(str(i) for i in range(200_000)) + "\n"
@@ -43,6 +44,27 @@ def write_settings(root: Path, labels: Path, **extra: Any) -> Path:
     path = root / "probeboard.yaml"
     path.write_text(yaml.safe_dump(settings))
     return path
+
+
+def write_evalai_settings(root: Path, labels: Path, url: str, world: World,
+                          **extra: Any) -> Path:
+    """Settings for the in-repo EvalAI server's default world: dev hides its tasks; final
+    reveals them (its leaderboard schema gets a column per task) and counts each team's
+    best. The host's token is read from EVALAI_TOKEN."""
+    labels_of_final = world.phase_splits["final"].schema["labels"]
+    labels_of_final += [spec.name for spec in SPECS if spec.name not in labels_of_final]
+    return write_settings(
+        root, labels,
+        phases=[
+            {"slug": "dev", "labels": str(labels), "hidden_tasks": True,
+             "evalai_phase_pk": world.phases["dev"].pk},
+            {"slug": "final", "labels": str(labels), "hidden_tasks": False,
+             "counting_rule": "best", "evalai_phase_pk": world.phases["final"].pk},
+        ],
+        evalai={"url": url, "challenge_pk": world.challenge.pk,
+                "queue": world.challenge.queue, "token_env": "EVALAI_TOKEN"},
+        **extra,
+    )
 
 
 def statuses(database: Path) -> dict[str, str]:

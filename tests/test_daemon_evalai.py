@@ -14,7 +14,7 @@ from evaluator.daemon.service import Daemon
 from evaluator.db.models import Publication
 from evaluator.settings import load_settings
 from leaderboard.render.escape import markdown_text
-from tests.daemon_setup import HOSTILE_HEADER, make_challenge, write_settings
+from tests.daemon_setup import HOSTILE_HEADER, make_challenge, write_evalai_settings
 from tests.servers.evalai import EvalAIServer, World
 from tests.servers.github import GitHubServer
 
@@ -37,18 +37,8 @@ def github() -> Iterator[GitHubServer]:
 def daemon_for(tmp_path: Path, evalai: EvalAIServer, world: World,
                github: GitHubServer) -> Daemon:
     labels, _, _ = make_challenge(tmp_path)
-    # The final phase reveals its tasks: its leaderboard schema has a column per task.
-    world.phase_splits["final"].schema["labels"] += ["biomass", "crops"]
-    path = write_settings(
-        tmp_path, labels,
-        phases=[
-            {"slug": "dev", "labels": str(labels), "hidden_tasks": True,
-             "evalai_phase_pk": world.phases["dev"].pk},
-            {"slug": "final", "labels": str(labels), "hidden_tasks": False,
-             "counting_rule": "best", "evalai_phase_pk": world.phases["final"].pk},
-        ],
-        evalai={"url": evalai.url, "challenge_pk": world.challenge.pk,
-                "queue": world.challenge.queue, "token_env": "EVALAI_TOKEN"},
+    path = write_evalai_settings(
+        tmp_path, labels, evalai.url, world,
         publish={"folder": "boards", "github": {
             "repo": REPO, "branch": "main", "folder": "leaderboard",
             "base_url": github.base_url, "token_env": "GITHUB_TOKEN",

@@ -252,3 +252,35 @@ def test_a_tie_on_the_sort_key_lists_the_newest_result_first(
                              "/leaderboard/").json()["results"]
         boards.append([e["submission__id"] for e in entries])
         assert boards[-1] == [second, first], target.name
+
+
+def test_host_marks_a_baseline_and_cancels_a_finished_result(both: list[Target]) -> None:
+    """What `probeboard baseline` and `probeboard hide` send (evaluator/evalai.py)."""
+    pks = [upload(t).json()["id"] for t in both]
+    clients = [t.client() for t in both]
+    for baseline in (True, False):
+        answers = [c.set_baseline(pk, baseline) for c, pk in zip(clients, pks, strict=True)]
+        same_keys(*answers)
+        assert [a["is_baseline"] for a in answers] == [baseline] * 2
+    meta = "/api/jobs/challenges/{}/submissions/{}/update_submission_meta/"
+
+    def patch(token: str, pk_of: list[int], **data: Any) -> list[requests.Response]:
+        return [t.request("PATCH", meta.format(t.challenge, pk),
+                          t.host if token == "host" else t.participants[1], data=data)
+                for t, pk in zip(both, pk_of, strict=True)]
+
+    same(patch("host", pks, is_baseline="maybe"))  # 400 naming the field
+    same(patch("host", [987654, 987654], is_baseline="true"))  # 404
+    foreign = same(patch("other team", pks, is_baseline="true"), body=False)
+    assert foreign.status_code == 404 and foreign.json() == {
+        "error": f"Submission {pks[0]} does not exist"}  # not their team's submission
+    entry = [{"split": "test", "accuracies": {"Rank": 1, "Weighted score": 1.0, "Mean Q": 5.0}}]
+    for target, client, pk in zip(both, clients, pks, strict=True):
+        client.set_finished(pk, target.phase, entry)
+        client.set_cancelled(pk, "taken off")
+    shown = [c.get_submission(pk) for c, pk in zip(clients, pks, strict=True)]
+    assert [s["status"] for s in shown] == ["cancelled"] * 2
+    for target, pk in zip(both, pks, strict=True):
+        board = target.get(f"/api/jobs/challenge_phase_split/{target.phase_split}"
+                           "/leaderboard/?page_size=1000").json()["results"]
+        assert pk not in [e["submission__id"] for e in board]

@@ -10,10 +10,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from evaluator.cli import boards, daemon, demo, scoring
+from evaluator.cli import boards, daemon, demo, operator, scoring
 from evaluator.errors import ProbeboardError
 
-GROUPS = (scoring, boards, demo, daemon)
+GROUPS = (scoring, boards, demo, daemon, operator)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,9 +1,12 @@
-"""What follows a submission's final status, written in the same transaction as it
-(evaluations.finish / fail): the standings snapshot and the outbox rows.
+"""What follows a submission's final status (evaluations.finish / fail) or an operator's
+hide, unhide or baseline change, written in the same transaction as it: the standings
+snapshot and the outbox rows.
 
-    EvalAI   report   PUT finished (result + stdout) or failed (stderr)
+    EvalAI   report   PUT finished (result + stdout) or failed (stderr); a hidden
+                      finished one is PUT cancelled, which takes it off EvalAI's board
              ack      delete the queue message, only once the report is done
              ranks    re-PUT every counted result whose rank or weighted score moved
+             baseline PATCH the submission's is_baseline flag
     GitHub   board    one commit with every phase's boards
     files    board    the phase's boards in the publish folder
 
@@ -32,21 +35,44 @@ from evaluator.results import EvaluationResult
 from evaluator.settings import Settings
 from leaderboard.phase_board import phase_standings, snapshot
 
+HIDDEN_STDERR = ("The organisers have taken this submission off the leaderboard. Ask them "
+                 "for the reason.")
+
 
 def after_final(settings: Settings, session: Session, submission: Submission) -> None:
-    """Snapshot the standings (a finished submission may move them) and enqueue what the
-    outside world must hear."""
+    """Snapshot the standings and enqueue what the outside world must hear. The standings
+    move when a submission finishes, or when a requeued one that was scored before fails
+    (it drops out)."""
     phase = submission.phase
-    if submission.status is SubmissionStatus.FINISHED:
-        snapshot(session, phase, reason=f"submission {submission.id} finished")
+    moved = submission.status is SubmissionStatus.FINISHED or bool(submission.evaluations)
+    if moved:
+        snapshot(session, phase, reason=f"submission {submission.id} {submission.status}")
     if submission.source is Source.EVALAI and settings.evalai is not None:
         report = publications.enqueue(session, PublicationTarget.EVALAI, "report", {},
                                       submission_id=submission.id)
         publications.enqueue(session, PublicationTarget.EVALAI, "ack", {},
                              submission_id=submission.id, after=report)
-        if submission.status is SubmissionStatus.FINISHED:
+        if moved:
             publications.enqueue(session, PublicationTarget.EVALAI, "ranks", {},
                                  phase_id=phase.id, after=report)
+    enqueue_boards(settings, session, phase)
+
+
+def after_operator(settings: Settings, session: Session, submission: Submission, *,
+                   evalai_action: str, reason: str) -> None:
+    """What follows a hide, unhide or baseline change, in its transaction: the standings
+    snapshot, the submission's state at EvalAI (`evalai_action`: "report" shows or hides
+    it, "baseline" sets its flag), every rank that moved, and the boards."""
+    phase = submission.phase
+    snapshot(session, phase, reason=reason)
+    if settings.evalai is not None:
+        first = None
+        if submission.source is Source.EVALAI and (
+                evalai_action != "report" or submission.status is SubmissionStatus.FINISHED):
+            first = publications.enqueue(session, PublicationTarget.EVALAI, evalai_action,
+                                         {}, submission_id=submission.id)
+        publications.enqueue(session, PublicationTarget.EVALAI, "ranks", {},
+                             phase_id=phase.id, after=first)
     enqueue_boards(settings, session, phase)
 
 
@@ -75,7 +101,8 @@ def participant_stdout(result: EvaluationResult, hidden_tasks: bool) -> str:
 
 def evalai_numbers(settings: Settings, session: Session,
                    phase: Phase) -> dict[int, dict[str, float]]:
-    """The result numbers of every finished EvalAI submission of the phase, by submission id.
+    """The result numbers of every finished, not hidden EvalAI submission of the phase, by
+    submission id.
 
     Counted submissions carry their rank, weighted score and mean Q (and per-task Q where
     tasks are revealed). Every other finished one carries a rank just below the last
@@ -86,8 +113,12 @@ def evalai_numbers(settings: Settings, session: Session,
     labels = settings.evalai.labels
     result = phase_standings(session, phase)
     ranking = result.ranking
+    shown = {s.id for s in phase.submissions if s.source is Source.EVALAI
+             and s.status is SubmissionStatus.FINISHED and not s.hidden}
     numbers: dict[int, dict[str, float]] = {}
     for i, entry in enumerate(result.entries):
+        if entry.submission_id not in shown:
+            continue  # requeued: its report follows its new evaluation
         row: dict[str, float] = {}
         if ranking.ranked[i]:
             row[labels["rank"]] = int(ranking.rank[i])
@@ -99,9 +130,8 @@ def evalai_numbers(settings: Settings, session: Session,
         numbers[entry.submission_id] = row
     below = len(result.entries) + 1
     for submission in phase.submissions:
-        if (submission.source is not Source.EVALAI
-                or submission.status is not SubmissionStatus.FINISHED):
-            continue
+        if submission.id not in shown:
+            continue  # a hidden one is cancelled at EvalAI: no PUT may list it again
         row = numbers.setdefault(submission.id, {})
         row.setdefault(labels["rank"], below)
         evaluation = latest_evaluation(submission)

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from evaluator.daemon.followups import evalai_numbers, latest_snapshot
+from evaluator.daemon.followups import HIDDEN_STDERR, evalai_numbers, latest_snapshot
 from evaluator.db import publications
 from evaluator.db.challenges import challenge_phases
 from evaluator.db.engine import Store
@@ -55,6 +55,7 @@ class Publisher:
             (PublicationTarget.EVALAI, "report"): self._report,
             (PublicationTarget.EVALAI, "ack"): self._ack,
             (PublicationTarget.EVALAI, "ranks"): self._ranks,
+            (PublicationTarget.EVALAI, "baseline"): self._baseline,
             (PublicationTarget.FILES, "board"): self._files_board,
             (PublicationTarget.GITHUB, "board"): self._github_board,
         }
@@ -127,6 +128,9 @@ class Publisher:
                 return None
             if submission.status is not S.FINISHED:
                 return None  # requeued or cancelled since: a later report follows
+            if submission.hidden:
+                client.set_cancelled(pk, HIDDEN_STDERR, stdout=submission.stdout or "")
+                return None
             numbers = self._numbers(session, submission.phase)[submission.id]
             self._put(client, session, submission, numbers)
             return publications.content_digest(numbers)
@@ -164,6 +168,15 @@ class Publisher:
             if status not in FINAL:
                 raise ServiceError("EvalAI", f"the queue message of submission {pk} may not "
                                    f"be deleted and EvalAI says {status!r}", retryable=True)
+        return None
+
+    def _baseline(self, row: Publication) -> str | None:
+        """The flag as it is now (a retried row never sends an undone change)."""
+        client = self._client()
+        with self.store.session() as session:
+            submission = _submission(session, row)
+            pk, baseline = int(submission.source_id), submission.is_baseline
+        client.set_baseline(pk, baseline)
         return None
 
     def _ranks(self, row: Publication) -> str | None:

@@ -1,4 +1,5 @@
-"""`probeboard status`: what the daemon is doing, from the database and status.json."""
+"""`probeboard status`: what the daemon is doing, from the database and status.json, and
+what the operators did last."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from evaluator.daemon.show import action_json
+from evaluator.db import operator_actions
 from evaluator.db.engine import open_store
 from evaluator.db.models import Phase, Publication, PublicationStatus, Submission
 from evaluator.db.models import SubmissionStatus as S
@@ -52,6 +55,8 @@ def daemon_status(settings: Settings) -> dict[str, Any]:
                 "outbox_errors": [{"publication": p.id, "attempts": p.attempts,
                                    "next_attempt_at": p.next_attempt_at,
                                    "last_error": (p.last_error or "")[:300]} for p in stuck],
+                "operator_actions": [action_json(row) for row in
+                                     operator_actions.recent(session, settings.challenge)],
             }
     finally:
         store.close()

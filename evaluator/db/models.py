@@ -19,8 +19,10 @@ Submission status (one column, one state machine; `transition()` is the only wri
     finished --organiser re-run--> submitted
     cancelled is final.
 
-A re-run keeps the earlier evaluations: each run adds an evaluation row, and the
-standings use the latest one.
+An operator requeues by hand (`probeboard requeue` / `rescore`, `requeue()` below) only from
+a final outcome, failed or finished: a running submission belongs to its worker's lease,
+and a requeued one starts with a fresh attempt count. A re-run keeps the earlier
+evaluations: each run adds an evaluation row, and the standings use the latest one.
 """
 
 from __future__ import annotations
@@ -340,6 +342,9 @@ class OperatorAction(Base):
     reason: Mapped[str] = mapped_column(sa.Text)
     phase_id: Mapped[int | None] = mapped_column(sa.ForeignKey("phase.id"))
     submission_id: Mapped[int | None] = mapped_column(sa.ForeignKey("submission.id"))
+    details: Mapped[dict[str, Any] | None]  # e.g. the submissions a rescore requeued
+
+    phase: Mapped[Phase | None] = relationship()
 
 
 S = SubmissionStatus
@@ -349,6 +354,14 @@ TRANSITIONS: dict[SubmissionStatus, frozenset[SubmissionStatus]] = {
     S.FAILED: frozenset({S.SUBMITTED}),
     S.FINISHED: frozenset({S.SUBMITTED}),
     S.CANCELLED: frozenset(),
+}
+# Where an operator may requeue from (a subset of the moves to SUBMITTED above).
+REQUEUE_FROM: frozenset[SubmissionStatus] = frozenset({S.FAILED, S.FINISHED})
+REQUEUE_REFUSALS = {
+    S.SUBMITTED: "it is already waiting for the daemon's next pass",
+    S.RUNNING: "it is being evaluated now; requeue it once it has finished or failed "
+               "(`probeboard status` lists the running ones)",
+    S.CANCELLED: "cancelled is final; the team has to submit again",
 }
 
 
@@ -380,3 +393,17 @@ def transition(submission: Submission, new_status: SubmissionStatus | str,
         submission.lease_owner = None
         submission.lease_expires_at = None
     submission.status = new
+
+
+def requeue(submission: Submission, *, now: datetime | None = None) -> None:
+    """An operator's re-run: a failed or finished submission is evaluated again by the
+    next pass, with a fresh attempt count (the operator fixed what stopped it).
+
+    Raises IllegalTransition, saying why and what to do, from any other status.
+    """
+    old = SubmissionStatus(submission.status)
+    if old not in REQUEUE_FROM:
+        raise IllegalTransition(submission.id, old, S.SUBMITTED, sorted(TRANSITIONS[old]),
+                                reason=REQUEUE_REFUSALS[old])
+    transition(submission, S.SUBMITTED, now=now, lost=False)
+    submission.attempts = 0

@@ -267,6 +267,43 @@ def update_submission(state: State, req: Request, challenge_pk: str) -> Response
     return Response(200, {"success": "Submission result has been successfully updated"})
 
 
+# DRF 3.10's BooleanField: what a field may say for true and for false (1 == True).
+TRUE_VALUES = {"t", "T", "y", "Y", "yes", "YES", "true", "True", "TRUE", "on", "On", "ON",
+               "1", True}
+FALSE_VALUES = {"f", "F", "n", "N", "no", "NO", "false", "False", "FALSE", "off", "Off",
+                "OFF", "0", False}
+META_FLAGS = ("is_baseline", "is_public")
+META_TEXTS = ("method_name", "method_description", "project_url", "publication_url")
+
+
+def update_submission_meta(state: State, req: Request, challenge_pk: str,
+                           submission_pk: str) -> Response:
+    """A partial update of the submission's serializer fields (§1.8): a host may change
+    any submission (of any challenge: the view does not check), a participant only their
+    own team's; unknown fields are ignored, a bad boolean is a 400 naming the field."""
+    assert req.user is not None
+    sub = state.submissions.get(int(submission_pk))
+    host = state.is_host(req.user.pk, int(challenge_pk))
+    if sub is None and host:
+        return error(404, f"Submission {submission_pk} does not exist", key="detail")
+    challenge = state.challenges.get(int(challenge_pk))
+    team = state.team_of(req.user.pk, challenge) if challenge is not None else None
+    if sub is None or not (host or (team is not None and sub.team == team.pk)):
+        return error(404, f"Submission {submission_pk} does not exist")
+    changes: dict[str, Any] = {}
+    for name in META_FLAGS:
+        if name in req.form:
+            value = req.form[name]
+            if (not isinstance(value, str | int | float)
+                    or (value not in TRUE_VALUES and value not in FALSE_VALUES)):
+                return Response(400, {name: ["Must be a valid boolean."]})
+            changes[name] = value in TRUE_VALUES
+    changes.update({name: str(req.form[name]) for name in META_TEXTS if name in req.form})
+    for name, value in changes.items():
+        setattr(sub, name, value)
+    return Response(200, _submission_json(state, sub, req.base_url, host))
+
+
 def _check_result(state: State, raw: Any, phase_pk: Any
                   ) -> list[tuple[PhaseSplit, dict[str, Any], bool]] | Response:
     """Every split entry checked before anything is saved, with the real messages."""
@@ -404,6 +441,9 @@ ROUTES = [
     _route("phase", "GET", r"^/api/challenges/challenge/phase/(\d+)/$", phase_detail, False),
     _route("update_submission", "PATCH PUT",
            r"^/api/jobs/challenge/(\d+)/update_submission/$", update_submission),
+    _route("update_submission_meta", "PATCH",
+           r"^/api/jobs/challenges/(\d+)/submissions/(\d+)/update_submission_meta/$",
+           update_submission_meta),
     _route("leaderboard", "GET", r"^/api/jobs/challenge_phase_split/(\d+)/leaderboard/$",
            leaderboard, False),
     _route("challenge_phase", "GET",
