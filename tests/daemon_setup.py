@@ -14,9 +14,16 @@ from typing import Any
 import yaml
 
 from tests.builders import TaskSpec, write_challenge, write_unrelated_submission
+from tests.servers.evalai import EvalAIServer, World
+from tests.servers.github import GitHubServer
 
 SPECS = [TaskSpec("biomass", 60), TaskSpec("crops", 60, classification=True)]
 HOSTILE_HEADER = "id," + ",".join(str(i) for i in range(200_000)) + "\n"
+BOARD_REPO = "organisers/embed-board"
+BOARD_README = ("# Embedding challenge\n\nOur own words stay.\n\n"
+                "<!-- probeboard:leaderboard:start -->\n<!-- probeboard:leaderboard:end -->\n"
+                "\nFooter stays too.\n")
+GITHUB_TOKEN = "gh-secret-token"
 
 
 def make_challenge(root: Path) -> tuple[Path, Path, Path]:
@@ -53,3 +60,34 @@ def statuses(database: Path) -> dict[str, str]:
 
 def board(folder: Path) -> dict[str, Any]:
     return dict(json.loads((folder / "leaderboard.json").read_text()))
+
+
+def write_evalai_settings(root: Path, evalai: EvalAIServer, world: World,
+                          github: GitHubServer, **extra: Any) -> Path:
+    """A challenge whose dev phase hides its tasks and whose final phase (counting each
+    team's best) reveals them, fed by the EvalAI server's queue and published to the
+    GitHub server's BOARD_REPO. Tokens come from secrets(world)."""
+    labels, _, _ = make_challenge(root)
+    # The final phase reveals its tasks: its leaderboard schema has a column per task.
+    world.phase_splits["final"].schema["labels"] += ["biomass", "crops"]
+    return write_settings(
+        root, labels,
+        phases=[
+            {"slug": "dev", "labels": str(labels), "hidden_tasks": True,
+             "evalai_phase_pk": world.phases["dev"].pk},
+            {"slug": "final", "labels": str(labels), "hidden_tasks": False,
+             "counting_rule": "best", "evalai_phase_pk": world.phases["final"].pk},
+        ],
+        evalai={"url": evalai.url, "challenge_pk": world.challenge.pk,
+                "queue": world.challenge.queue, "token_env": "EVALAI_TOKEN"},
+        publish={"folder": "boards", "github": {
+            "repo": BOARD_REPO, "branch": "main", "folder": "leaderboard",
+            "base_url": github.base_url, "token_env": "GITHUB_TOKEN",
+            "seconds_between_writes": 0}},
+        **extra,
+    )
+
+
+def secrets(world: World) -> dict[str, str]:
+    """The environment variables write_evalai_settings' tokens come from."""
+    return {"EVALAI_TOKEN": world.host.jwt, "GITHUB_TOKEN": GITHUB_TOKEN}

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
+from evaluator.crashpoints import crash_point
 from evaluator.daemon.followups import evalai_numbers, latest_snapshot
 from evaluator.db import publications
 from evaluator.db.challenges import challenge_phases
@@ -23,6 +24,7 @@ from evaluator.db.models import SubmissionStatus as S
 from evaluator.errors import ProbeboardError, ServiceAuthError, ServiceError
 from evaluator.evalai import DeleteResult, EvalAIClient
 from evaluator.settings import Settings
+from leaderboard.board import Board
 from leaderboard.phase_board import phase_board
 from leaderboard.publish.files import board_files, readme_with, write_board_files
 from leaderboard.publish.github import GitHubPublisher, GitHubTarget
@@ -93,6 +95,7 @@ class Publisher:
             publications.failed(self.store, row.id, f"{type(error).__name__}: {error}",
                                 retryable=True)
             return 0
+        crash_point(f"{row.target}.{row.action}.sent")
         publications.done(self.store, row.id, digest=digest)
         log.info("%s done", what)
         return 1
@@ -137,6 +140,7 @@ class Publisher:
             handle, pk = submission.receipt_handle, int(submission.source_id)
         if handle is None:
             return None
+        crash_point("evalai.ack.deleting")
         if client.delete_message(handle) is DeleteResult.MAYBE_GONE:
             status = client.get_submission(pk).get("status")
             if status not in FINAL:
@@ -159,6 +163,7 @@ class Publisher:
                 if sent == digest:
                     continue
                 self._put(client, session, by_id[submission_id], values)
+                crash_point("evalai.rank.sent")
                 with self.store.write() as record:  # what this submission now shows
                     publications.record_sent(record, PublicationTarget.EVALAI, "rank",
                                              submission_id=submission_id, digest=digest)
@@ -174,7 +179,7 @@ class Publisher:
             if digest == publications.last_done_digest(
                     session, PublicationTarget.FILES, ["board"], phase_id=phase.id):
                 return digest
-            board = phase_board(session, phase)
+            (board,) = _boards(session, [phase])
         write_board_files(board, self.settings.publish_folder / phase.slug)
         return digest
 
@@ -189,7 +194,7 @@ class Publisher:
             if digest == publications.last_done_digest(
                     session, PublicationTarget.GITHUB, ["board"]):
                 return digest
-            boards = [phase_board(session, phase) for phase in phases]
+            boards = _boards(session, phases)
         files = {f"{board.phase}/{name}": data
                  for board in boards for name, data in board_files(board).items()}
         target = GitHubTarget(repo=github.repo, branch=github.branch, folder=github.folder,
@@ -219,6 +224,15 @@ def _evalai_phase(configured: int | None, submission: Submission) -> int:
     if configured is None:
         raise ProbeboardError(f"phase {submission.phase.slug} has no evalai_phase_pk")
     return configured
+
+
+def _boards(session: Session, phases: list[Phase]) -> list[Board]:
+    """The phases' boards as of their newest standings, not of the clock: the same standings
+    give the same bytes, so a board sent again after a crash (between the commit and its
+    record) changes no file and makes no commit."""
+    as_of = max((snapshot.created_at for phase in phases
+                 if (snapshot := latest_snapshot(session, phase))), default=None)
+    return [phase_board(session, phase, now=as_of) for phase in phases]
 
 
 def _standings_digest(session: Session, phases: list[Phase]) -> str:

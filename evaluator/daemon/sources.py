@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from evaluator.crashpoints import crash_point
 from evaluator.db.challenges import find_phase, get_or_create_challenge, get_or_create_team
 from evaluator.db.engine import Store
 from evaluator.db.models import Source
@@ -75,6 +76,7 @@ class EvalAISource:
                     method_name=str(details.get("method_name") or "")[:200] or None,
                     submitted_at=_time(details.get("submitted_at")),
                 )
+            crash_point("intake")
             new += created
             if created:
                 log.info("EvalAI submission %d (phase %s) taken in", message.submission_pk,

@@ -107,6 +107,7 @@ class Submission:
     environment_log_file: str | None = None
     result_file: str | None = None
     metadata_file: str | None = None
+    history: list[str] = field(default_factory=list)  # each status set by the host, in order
 
 
 @dataclass
