@@ -7,6 +7,7 @@ kills itself the first time it reaches NAME; NAME:N kills it the N-th time. SIGK
 an exception: no `finally`, no handler, no flush runs, exactly as the kernel's OOM killer
 or a power cut would leave things.
 
+    received             a queue message was received, its intake not yet committed
     intake               an EvalAI submission's intake was committed
     claimed              a worker's claim (lease) was committed
     evaluating           the evaluation child runs

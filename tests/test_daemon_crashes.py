@@ -127,6 +127,59 @@ def test_a_sigkill_at_any_step_then_a_restart_changes_nothing_but_the_time(
         "probeboard-team-1": 1, "probeboard-team-2": 2}
 
 
+def test_a_submission_that_kills_the_daemon_every_time_fails_at_the_attempt_cap(
+        tmp_path: Path, evalai_server: EvalAIServer, evalai_world: World,
+        github: GitHubServer) -> None:
+    """A file that brings the whole daemon down (say, the VM's OOM killer) is retried until
+    workers.max_attempts (3), then failed with a message and reported; the queue moves on."""
+    server, world = evalai_server, evalai_world
+    path = write_evalai_settings(tmp_path, server, world, github, workers=WORKERS)
+    settings = load_settings(path, environ=secrets(world))
+    one, two = world.participants
+    dev = world.phases["dev"]
+    deadly = server.submit(one, dev, (tmp_path / "challenge" / "submission.csv").read_bytes())
+    after = server.submit(two, dev, OVER_THE_CAP)
+    for _ in range(WORKERS["max_attempts"]):
+        assert daemon(path, world, crash_at="claimed").returncode == -signal.SIGKILL
+        time_passes(settings)
+    counts = one_pass(settings)
+    assert (counts["expired"], counts["evaluated"]) == (1, 1)
+    assert server.submission(deadly.pk).history == ["failed"]
+    assert server.submission(after.pk).history == ["running", "failed"]
+    assert server.pending_messages() == []
+    with sqlite3.connect(tmp_path / "probeboard.db") as connection:
+        attempts, stderr = connection.execute(
+            "SELECT attempts, stderr FROM submission WHERE source_id = ?",
+            (str(deadly.pk),)).fetchone()
+    assert attempts == 3 and "stopped 3 times" in stderr
+
+
+def test_a_message_deleted_with_a_stale_handle_is_deleted_again_when_it_comes_back(
+        tmp_path: Path, evalai_server: EvalAIServer, evalai_world: World,
+        github: GitHubServer) -> None:
+    """A crash between a receive and its intake leaves the stored receipt handle older than
+    the newest; AWS SQS may answer 200 to a delete with it and keep the message. When the
+    message comes back for a submission EvalAI already holds as final, it is deleted again
+    (else it would come back forever, and on a FIFO queue hold up the team's next ones)."""
+    server, world = evalai_server, evalai_world
+    server.keep_on_stale_delete()
+    server.set_visibility_timeout(600)  # the restart comes before the message is back
+    path = write_evalai_settings(tmp_path, server, world, github, workers=WORKERS)
+    settings = load_settings(path, environ=secrets(world))
+    submission = server.submit(world.participants[0], world.phases["dev"], OVER_THE_CAP)
+    assert daemon(path, world, crash_at="claimed").returncode == -signal.SIGKILL
+    server.make_visible()
+    assert daemon(path, world, crash_at="received").returncode == -signal.SIGKILL
+    time_passes(settings)
+    assert one_pass(settings)["evaluated"] == 1  # reported, and deleted with a stale handle
+    assert server.submission(submission.pk).history == ["running", "failed"]
+    assert server.pending_messages() != []  # AWS kept it
+    server.make_visible()
+    assert one_pass(settings)["new"] == 0
+    assert server.pending_messages() == []
+    assert server.submission(submission.pk).history == ["running", "failed"]
+
+
 def test_an_evaluation_child_dies_with_its_daemon(
         tmp_path: Path, evalai_server: EvalAIServer, evalai_world: World,
         github: GitHubServer) -> None:
