@@ -100,8 +100,8 @@ def test_a_sigkill_at_any_step_then_a_restart_changes_nothing_but_the_time(
              for entry in server.leaderboard(world.phase_splits["dev"])}
     assert shown == {"probeboard-team-1": 1, "probeboard-team-2": 2}
 
-    # The database: one row per submission, one evaluation per scored file, one report
-    # and one ack per submission, and every publication done.
+    # The database: one row per submission and team, one evaluation and standings snapshot
+    # per scored file, one report and one ack per submission, every publication done.
     database = tmp_path / "probeboard.db"
     with sqlite3.connect(database) as connection:
         rows = connection.execute(
@@ -113,11 +113,15 @@ def test_a_sigkill_at_any_step_then_a_restart_changes_nothing_but_the_time(
             "WHERE p.action IN ('report', 'ack') GROUP BY s.id, p.action").fetchall()
         unfinished = connection.execute(
             "SELECT count(*) FROM publication WHERE status != 'done'").fetchone()[0]
+        teams, snapshots = connection.execute(
+            "SELECT (SELECT count(*) FROM team), (SELECT count(*) FROM standings_snapshot)"
+        ).fetchone()
     assert sorted(rows) == sorted([(str(weak.pk), "finished", 1), (str(good.pk), "finished", 1),
                                    (str(too_big.pk), "failed", 0)])
     assert sorted(outbox) == sorted((str(pk), action, 1) for pk in finals
                                     for action in ("report", "ack"))
     assert unfinished == 0
+    assert (teams, snapshots) == (2, 2)  # a snapshot per finished file
 
     # GitHub: the board of the standings as the database computes them, in one commit
     # after the first board; a commit that the crash left unreferenced is not on the branch.
