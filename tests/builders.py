@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -138,12 +139,24 @@ def write_unrelated_submission(like: Path, out: Path, *, seed: int = 0) -> Path:
     """The same ids and columns as `like` with embeddings that carry no signal: a method
     that must rank below one whose embeddings explain the labels."""
     rng = np.random.default_rng(seed)
+    return _rewrite_values(like, out, lambda values: rng.normal(size=len(values)))
+
+
+def write_noisy_submission(like: Path, out: Path, *, scale: float, seed: int = 0) -> Path:
+    """`like` with Gaussian noise of `scale` added to every value: the larger the scale,
+    the less the embeddings explain the labels (submissions of graded quality)."""
+    rng = np.random.default_rng(seed)
+    return _rewrite_values(like, out,
+                           lambda values: values + rng.normal(scale=scale, size=len(values)))
+
+
+def _rewrite_values(like: Path, out: Path, new: Callable[[np.ndarray], np.ndarray]) -> Path:
     header, *rows = like.read_text().splitlines()
-    dim = len(header.split(",")) - 1
-    lines = [header] + [
-        row.split(",", 1)[0] + "," + ",".join(f"{v:.6g}" for v in rng.normal(size=dim))
-        for row in rows
-    ]
+    lines = [header]
+    for row in rows:
+        sample_id, values = row.split(",", 1)
+        changed = new(np.array(values.split(","), dtype=np.float64))
+        lines.append(sample_id + "," + ",".join(f"{v:.6g}" for v in changed))
     out.write_text("\n".join(lines) + "\n")
     return out
 

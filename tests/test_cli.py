@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,26 +88,38 @@ def test_demo_data_small(tmp_path: Path) -> None:
     assert again.returncode != 0 and "Traceback" not in again.stderr
 
 
-def test_demo_records_its_runs_for_the_leaderboard(tmp_path: Path) -> None:
+def ranked(stdout: str) -> list[str]:
+    return [line.split()[1] for line in stdout.splitlines() if line.strip()[:1].isdigit()]
+
+
+def test_demo_is_a_daemon_pass_over_a_local_challenge(tmp_path: Path) -> None:
     done = probeboard("demo", "--small", "--dir", "d", "--threads", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    # The default output folder is the one `probeboard leaderboard` reads by default.
+    assert "new: 5, evaluated: 5" in done.stdout
     assert (tmp_path / "results" / "probeboard.db").is_file()
     assert (tmp_path / "results" / "leaderboards" / "demo" / "leaderboard.json").is_file()
-    assert "leaderboard files: results/leaderboards/demo" in done.stdout
-    standings = done.stdout.split("standings", 1)[1]
-    board = probeboard("leaderboard", "--output", tmp_path / "results")
+    standings = done.stdout.split("standings:", 1)[1]
+    assert ranked(standings)[:3] == ["strong", "medium", "weak"]
+    board = probeboard("leaderboard", "--challenge", "demo", "--output", tmp_path / "results")
     assert board.returncode == 0, board.stderr
+    assert ranked(board.stdout) == ranked(standings)
     rows = {line.split()[1]: line for line in board.stdout.splitlines()
             if line.strip()[:1].isdigit()}
-    assert set(rows) == {"strong", "medium", "weak", "baseline_mean", "baseline_random"}
-    assert [line.split()[1] for line in board.stdout.splitlines()
-            if line.strip()[:1].isdigit()][:3] == ["strong", "medium", "weak"]
     for name in ("baseline_mean", "baseline_random"):
         assert f"{name} *" in rows[name]  # ranked, marked non-competing
-        assert f"{name} *" in standings
-    assert "strong *" not in board.stdout
-    assert "non-competing" in board.stdout
+    assert "strong *" not in board.stdout and "non-competing" in board.stdout
+
+    # The demo's settings drive the real daemon: a second pass takes in only what is new.
+    again = probeboard("demo", "--dir", "d", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "new: 0, evaluated: 0" in again.stdout
+    inbox = tmp_path / "d" / "inbox" / "demo"
+    shutil.copyfile(inbox / "strong.csv", inbox / "copycat.csv")
+    run = probeboard("run", "--once", "--settings", tmp_path / "d" / "probeboard.yaml")
+    assert run.returncode == 0, run.stderr
+    assert "new: 1, evaluated: 1" in run.stdout
+    board = probeboard("leaderboard", "--challenge", "demo", "--output", tmp_path / "results")
+    assert "copycat" in ranked(board.stdout)
 
 
 def evaluate_verbosely(tmp_path: Path, flag: str) -> str:

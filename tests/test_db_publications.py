@@ -21,8 +21,11 @@ from evaluator.db.publications import (
     enqueue,
     failed,
     last_done_digest,
+    last_sent_digests,
+    record_sent,
     retry,
 )
+from evaluator.db.submissions import intake_submission
 from tests.databases import claim_concurrently, seed_phase
 
 P = PublicationStatus
@@ -271,6 +274,25 @@ def test_last_done_digest_is_the_newest_done_one(store: Store) -> None:
         assert last_done_digest(session, "github", ["ack"], phase_id=phase_id) == "ack"
         assert last_done_digest(session, "github", ["publish"], phase_id=phase_id + 1) is None
     assert get(store, newer_pending).status is P.PENDING
+
+
+def test_last_sent_digests_agree_with_last_done_digest_per_submission(store: Store) -> None:
+    with store.write() as session:
+        phase, team = seed_phase(session)
+        subs = [intake_submission(session, phase=phase, team=team, source="evalai",
+                                  source_id=str(pk), file_url="u")[0].id for pk in (1, 2, 3)]
+        report = {s: enqueue(session, "evalai", "report", {}, submission_id=s,
+                             digest=f"report-{s}").id for s in subs}
+        record_sent(session, "evalai", "rank", submission_id=subs[0], digest="rank-newer")
+        enqueue(session, "evalai", "report", {}, submission_id=subs[1], digest="pending")
+    done(store, report[subs[0]], now=T0)  # before the rank record's done_at (now)
+    done(store, report[subs[1]], now=T0)
+    with store.session() as session:
+        many = last_sent_digests(session, "evalai", ["report", "rank"], subs)
+        one = {s: last_done_digest(session, "evalai", ["report", "rank"], submission_id=s)
+               for s in subs}
+    assert many == {s: d for s, d in one.items() if d is not None}
+    assert many == {subs[0]: "rank-newer", subs[1]: f"report-{subs[1]}"}
 
 
 def test_content_digest_depends_on_content_only() -> None:

@@ -1,100 +1,27 @@
 """The in-repo EvalAI server answers like the real one (../shared/evalai-real), and the
 participants' real `evalai` CLI submits to both.
 
-The real server is booted once per session with boot.sh (about 40 s warm, 4.5 min cold);
-without Python 3.9 or when the boot fails the tests skip and say why. Deselect them with
-`-m "not real_evalai"`. The real server is shared and keeps its data between runs, so the
-tests compare status codes, error bodies and JSON key sets, never pks or orderings.
+The real server comes from tests/servers/real_evalai.py (booted once per session; the
+tests skip and say why without Python 3.9). It is shared and keeps its data between runs,
+so the tests compare status codes, error bodies and JSON key sets, never pks or orderings.
 """
 
 from __future__ import annotations
 
-import glob
 import json
-import os
 import re
-import shutil
-import subprocess
-from dataclasses import dataclass
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from evaluator.evalai import EvalAIClient, QueueMessage
-from evaluator.retry import RetryPolicy
+from evaluator.evalai import QueueMessage
 from tests.servers.evalai import EvalAIServer
+from tests.servers.real_evalai import Target, new_real_challenge, run_cli
 
 pytestmark = pytest.mark.real_evalai
-
-TOOLS = Path(os.environ.get("PROBEBOARD_EVALAI_REAL_DIR",
-                            Path(__file__).resolve().parents[2] / "shared" / "evalai-real"))
-RUNTIME = Path(os.environ.get("EVALAI_REAL_RUNTIME", "/tmp/evalai-real"))
-BOOT_TIMEOUT = 420  # seconds: a cold boot builds three venvs
-
-
-@dataclass
-class Target:
-    """One server and the fixture data both kinds share (same pks on a fresh in-repo one)."""
-
-    name: str
-    url: str
-    host: str  # host1's JWT
-    participants: list[str]  # participant JWTs
-    queue: str = "probeboard-test"
-    challenge: int = 1
-    phase: int = 1  # dev
-    phase_split: int = 1
-
-    def get(self, path: str, token: str | None = None, **kw: Any) -> requests.Response:
-        return self.request("GET", path, token, **kw)
-
-    def request(self, method: str, path: str, token: str | None = None,
-                **kw: Any) -> requests.Response:
-        headers = kw.pop("headers", {})
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        return requests.request(method, self.url + path, headers=headers, timeout=30, **kw)
-
-    def client(self) -> EvalAIClient:
-        return EvalAIClient(self.url, self.host, challenge_pk=self.challenge, queue=self.queue,
-                            policy=RetryPolicy(attempts=2, base=0.05), timeout=30)
-
-
-def _python39() -> str | None:
-    candidates = [os.environ.get("EVALAI_REAL_PY39"), shutil.which("python3.9"),
-                  *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3.9")))]
-    for candidate in filter(None, candidates):
-        # a pyenv shim exists on PATH even when no 3.9 is selected: check that it runs
-        if subprocess.run([candidate, "--version"], capture_output=True).returncode == 0:
-            return candidate
-    return None
-
-
-@pytest.fixture(scope="session")
-def real_evalai() -> Target:
-    python39 = _python39()
-    if python39 is None:
-        pytest.skip("the real EvalAI server needs Python 3.9 (python3.9 or EVALAI_REAL_PY39); "
-                    "none found")
-    if not (TOOLS / "boot.sh").exists():
-        pytest.skip(f"no boot.sh in {TOOLS} (set PROBEBOARD_EVALAI_REAL_DIR)")
-    try:
-        boot = subprocess.run(["bash", str(TOOLS / "boot.sh")], capture_output=True,
-                              text=True, timeout=BOOT_TIMEOUT,
-                              env={**os.environ, "EVALAI_REAL_PY39": python39})
-    except subprocess.TimeoutExpired:
-        pytest.skip(f"the real EvalAI server did not boot within {BOOT_TIMEOUT} s")
-    found = dict(re.findall(r"^(EVALAI_URL|EVALAI_FIXTURES)=(.+)$", boot.stdout, re.M))
-    if boot.returncode != 0 or len(found) != 2:
-        tail = (boot.stderr or boot.stdout).strip().splitlines()[-3:]
-        pytest.skip(f"the real EvalAI server did not boot: {' | '.join(tail)}")
-    fixtures = json.loads(Path(found["EVALAI_FIXTURES"]).read_text())
-    return Target("real", found["EVALAI_URL"], fixtures["host"]["jwt"],
-                  [p["jwt"] for p in fixtures["participants"]], fixtures["queue_name"],
-                  fixtures["challenge_pk"], fixtures["phase_pks"]["dev"],
-                  fixtures["challenge_phase_split_pks"]["dev"])
 
 
 @pytest.fixture
@@ -249,28 +176,15 @@ def test_submission_lifecycle(both: list[Target]) -> None:
     same_keys(entries[0][0], entries[1][0])
 
 
-def _cli(target: Target, home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(TOOLS / "evalai-cli.sh"), *args], input=stdin,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "EVALAI_CLI_HOME": str(home),
-                               "EVALAI_REAL_RUNTIME": str(RUNTIME)})
-
-
-@pytest.fixture(scope="session")
-def cli_ready(real_evalai: Target) -> None:
-    if not (RUNTIME / "cli-venv" / "bin" / "python").exists():
-        pytest.skip(f"the real evalai CLI venv is missing ({RUNTIME / 'cli-venv'})")
-
-
 @pytest.mark.usefixtures("cli_ready")
 def test_real_cli_submits_to_both(both: list[Target], tmp_path: Path) -> None:
     answer = tmp_path / "answer.csv"
     answer.write_text("id,score\n1,0.5\n2,0.7\n")
     for target in both:
         home = tmp_path / target.name
-        assert _cli(target, home, "host", "-sh", target.url).returncode == 0
-        assert _cli(target, home, "set_token", target.participants[0]).returncode == 0
-        submitted = _cli(target, home, "challenge", str(target.challenge), "phase",
+        assert run_cli(home, "host", "-sh", target.url).returncode == 0
+        assert run_cli(home, "set_token", target.participants[0]).returncode == 0
+        submitted = run_cli(home, "challenge", str(target.challenge), "phase",
                          str(target.phase), "submit", "--file", str(answer), stdin="n\n")
         assert submitted.returncode == 0, submitted.stdout + submitted.stderr
         pk = int(re.search(r"with the ID (\d+) is successfully submitted", submitted.stdout)[1])
@@ -281,10 +195,10 @@ def test_real_cli_submits_to_both(both: list[Target], tmp_path: Path) -> None:
         client.download(submission["input_file"], tmp_path / f"{target.name}.csv",
                         max_bytes=1000, timeout=30)
         assert (tmp_path / f"{target.name}.csv").read_bytes() == answer.read_bytes()
-        shown = _cli(target, home, "submission", str(pk))
+        shown = run_cli(home, "submission", str(pk))
         assert shown.returncode == 0 and "Submission Status : submitted" in shown.stdout
         client.set_finished(pk, message.phase_pk, [{"split": "test", "accuracies": {"Rank": 2}}])
-        result = _cli(target, home, "submission", str(pk), "result")
+        result = run_cli(home, "submission", str(pk), "result")
         assert result.returncode == 0 and "[{'Rank': 2}]" in result.stdout, result.stdout
         client.delete_message(message.receipt_handle)
 
@@ -314,3 +228,27 @@ def test_update_edge_cases(both: list[Target]) -> None:
     token_scheme = [t.get(f"/api/jobs/challenge/queues/{t.queue}/",
                           headers={"Authorization": "Token " + "0" * 40}) for t in both]
     same(token_scheme)
+
+
+def test_a_tie_on_the_sort_key_lists_the_newest_result_first(
+        real_evalai: Target, in_repo: Target, tmp_path: Path) -> None:
+    """EvalAI takes the results newest first, then sorts them stably by the key: of two
+    teams tied on Rank, the one whose result came last is listed first, and a re-PUT (an
+    update in place) does not move it. Challenge 1's boards hold other tests' results, so
+    the real server gets a fresh challenge."""
+    made = new_real_challenge(f"tie-{uuid.uuid4().hex[:12]}", [], tmp_path / "challenge.json")
+    fresh = Target("real", real_evalai.url, real_evalai.host,
+                   [p["jwt"] for p in made["participants"]], made["queue"],
+                   made["challenge_pk"], made["phase_pks"]["dev"],
+                   made["phase_split_pks"]["dev"])
+    boards = []
+    for target in (fresh, in_repo):
+        first, second = (upload(target, participant=i).json()["id"] for i in (0, 1))
+        for pk in (first, second, first):
+            target.client().set_finished(pk, target.phase, [
+                {"split": "test", "accuracies": {"Rank": 1, "Weighted score": 1.0,
+                                                 "Mean Q": 1.0}}])
+        entries = target.get(f"/api/jobs/challenge_phase_split/{target.phase_split}"
+                             "/leaderboard/").json()["results"]
+        boards.append([e["submission__id"] for e in entries])
+        assert boards[-1] == [second, first], target.name

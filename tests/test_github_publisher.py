@@ -76,10 +76,19 @@ def test_identical_content_makes_no_commit_and_no_write(
 def test_only_changed_files_are_uploaded(server: GitHubServer,
                                          publisher: GitHubPublisher) -> None:
     publisher.publish(TARGET, FILES, with_table("| t |"), "Update")
-    server.requests.clear()
-    changed = {**FILES, "leaderboard.json": b'{"entries": [1]}\n'}
-    assert publisher.publish(TARGET, changed, with_table("| t |"), "Update") is not None
-    assert [p for m, p in server.requests if m == "POST"].count(f"/repos/{REPO}/git/blobs") == 1
+
+    def blobs_for(files: dict[str, bytes]) -> int:
+        server.requests.clear()
+        assert publisher.publish(TARGET, files, with_table("| t |"), "Update") is not None
+        return [p for m, p in server.requests if m == "POST"].count(f"/repos/{REPO}/git/blobs")
+
+    # Text goes inline in the tree: a changed JSON file costs no blob of its own ...
+    text = {**FILES, "leaderboard.json": b'{"entries": [1]}\n'}
+    assert blobs_for(text) == 0
+    assert server.files(REPO, "main")["leaderboard/leaderboard.json"] == b'{"entries": [1]}\n'
+    # ... a changed picture one blob, and the unchanged JSON none.
+    assert blobs_for({**text, "pictures/p.png": b"\x89PNG\r\n\x00\xfe"}) == 1
+    assert server.files(REPO, "main")["leaderboard/pictures/p.png"] == b"\x89PNG\r\n\x00\xfe"
 
 
 def test_moved_branch_is_rebuilt_on_the_new_head(server: GitHubServer,

@@ -130,7 +130,7 @@ def evalai_numbers(settings: Settings, session: Session,
         row.setdefault(labels["rank"], below)
         evaluation = latest_evaluation(submission)
         if labels["mean_q"] not in row and evaluation and evaluation.mean_quality is not None:
-            row[labels["mean_q"]] = evaluation.mean_quality
+            _put(row, labels["mean_q"], evaluation.mean_quality)
     return numbers
 
 

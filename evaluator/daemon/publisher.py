@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -36,6 +37,13 @@ AUTH_RETRY_SECONDS = 15 * 60.0  # a refused token waits for the operator, slowly
 FINAL = {"finished", "failed", "cancelled"}
 
 
+@dataclass(frozen=True)
+class Rendered:
+    key: tuple[str, datetime | None]  # the phase's standings digest, the boards' date
+    board: Board
+    files: dict[str, bytes]
+
+
 class Publisher:
     def __init__(self, store: Store, settings: Settings, *, evalai: EvalAIClient | None,
                  github: GitHubPublisher | None) -> None:
@@ -51,11 +59,14 @@ class Publisher:
             (PublicationTarget.FILES, "board"): self._files_board,
             (PublicationTarget.GITHUB, "board"): self._github_board,
         }
+        self.rendered: dict[int, Rendered] = {}  # by phase id: the newest standings only
+        self.numbers: dict[int, tuple[int | None, dict[int, dict[str, float]]]] = {}
 
     def drain(self, owner: str, *, stop: Callable[[], bool] = lambda: False) -> int:
         """Send every due row (rows that become due meanwhile, e.g. acks after their
         report, in the same call); return how many were done."""
         sent = 0
+        self.numbers.clear()  # statuses may have changed since the last drain
         while not stop():
             rows = publications.claim_due(self.store, owner, LEASE)
             if not rows:
@@ -118,9 +129,19 @@ class Publisher:
                 return None
             if submission.status is not S.FINISHED:
                 return None  # requeued or cancelled since: a later report follows
-            numbers = evalai_numbers(self.settings, session, submission.phase)[submission.id]
+            numbers = self._numbers(session, submission.phase)[submission.id]
             self._put(client, session, submission, numbers)
             return publications.content_digest(numbers)
+
+    def _numbers(self, session: Session, phase: Phase) -> dict[int, dict[str, float]]:
+        """evalai_numbers, computed once per standings snapshot within a drain (a pass that
+        finished many submissions holds a report and a ranks row for each)."""
+        snapshot = latest_snapshot(session, phase)
+        key = snapshot.id if snapshot is not None else None
+        cached = self.numbers.get(phase.id)
+        if cached is None or cached[0] != key:
+            cached = self.numbers[phase.id] = (key, evalai_numbers(self.settings, session, phase))
+        return cached[1]
 
     def _put(self, client: EvalAIClient, session: Session, submission: Submission,
              numbers: dict[str, float]) -> None:
@@ -153,14 +174,13 @@ class Publisher:
         client = self._client()
         with self.store.session() as session:
             phase = _phase(session, row)
-            numbers = evalai_numbers(self.settings, session, phase)
+            numbers = self._numbers(session, phase)
             by_id = {s.id: s for s in phase.submissions}
+            shown = publications.last_sent_digests(
+                session, PublicationTarget.EVALAI, ["report", "rank"], numbers)
             for submission_id, values in sorted(numbers.items()):
                 digest = publications.content_digest(values)
-                sent = publications.last_done_digest(
-                    session, PublicationTarget.EVALAI, ["report", "rank"],
-                    submission_id=submission_id)
-                if sent == digest:
+                if shown.get(submission_id) == digest:
                     continue
                 self._put(client, session, by_id[submission_id], values)
                 crash_point("evalai.rank.sent")
@@ -171,6 +191,23 @@ class Publisher:
 
     # ---- boards --------------------------------------------------------------------
 
+    def _rendered_board(self, session: Session, phase: Phase) -> Rendered:
+        """The phase's board and its files, rendered once per standings (the pictures
+        take about a second; the folder and GitHub publish the same files).
+
+        Dated as of the challenge's newest standings, not of the clock: the same standings
+        give the same bytes, so a board sent again after a crash (between the commit and
+        its record) changes no file and makes no commit."""
+        as_of = max((snapshot.created_at
+                     for each in challenge_phases(session, self.settings.challenge)
+                     if (snapshot := latest_snapshot(session, each))), default=None)
+        key = (_standings_digest(session, [phase]), as_of)
+        cached = self.rendered.get(phase.id)
+        if cached is None or cached.key != key:
+            board = phase_board(session, phase, now=as_of)
+            cached = self.rendered[phase.id] = Rendered(key, board, board_files(board))
+        return cached
+
     def _files_board(self, row: Publication) -> str | None:
         assert self.settings.publish_folder is not None
         with self.store.session() as session:
@@ -179,8 +216,9 @@ class Publisher:
             if digest == publications.last_done_digest(
                     session, PublicationTarget.FILES, ["board"], phase_id=phase.id):
                 return digest
-            (board,) = _boards(session, [phase])
-        write_board_files(board, self.settings.publish_folder / phase.slug)
+            rendered = self._rendered_board(session, phase)
+        write_board_files(rendered.board, self.settings.publish_folder / phase.slug,
+                          rendered.files)
         return digest
 
     def _github_board(self, row: Publication) -> str | None:
@@ -194,9 +232,10 @@ class Publisher:
             if digest == publications.last_done_digest(
                     session, PublicationTarget.GITHUB, ["board"]):
                 return digest
-            boards = _boards(session, phases)
-        files = {f"{board.phase}/{name}": data
-                 for board in boards for name, data in board_files(board).items()}
+            rendered = [self._rendered_board(session, phase) for phase in phases]
+        boards = [r.board for r in rendered]
+        files = {f"{r.board.phase}/{name}": data
+                 for r in rendered for name, data in r.files.items()}
         target = GitHubTarget(repo=github.repo, branch=github.branch, folder=github.folder,
                               readme=github.readme)
         self.github.publish(
@@ -224,15 +263,6 @@ def _evalai_phase(configured: int | None, submission: Submission) -> int:
     if configured is None:
         raise ProbeboardError(f"phase {submission.phase.slug} has no evalai_phase_pk")
     return configured
-
-
-def _boards(session: Session, phases: list[Phase]) -> list[Board]:
-    """The phases' boards as of their newest standings, not of the clock: the same standings
-    give the same bytes, so a board sent again after a crash (between the commit and its
-    record) changes no file and makes no commit."""
-    as_of = max((snapshot.created_at for phase in phases
-                 if (snapshot := latest_snapshot(session, phase))), default=None)
-    return [phase_board(session, phase, now=as_of) for phase in phases]
 
 
 def _standings_digest(session: Session, phases: list[Phase]) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -88,6 +89,20 @@ def last_done_digest(session: Session, target: PublicationTarget | str, actions:
     if submission_id is not None:
         query = query.where(Publication.submission_id == submission_id)
     return session.scalar(query)
+
+
+def last_sent_digests(session: Session, target: PublicationTarget | str, actions: list[str],
+                      submission_ids: Iterable[int]) -> dict[int, str]:
+    """last_done_digest of many submissions in one query: submission id -> digest."""
+    rows = session.execute(
+        sa.select(Publication.submission_id, Publication.content_digest)
+        .where(Publication.target == PublicationTarget(target),
+               Publication.action.in_(actions), Publication.status == P.DONE,
+               Publication.content_digest.is_not(None),
+               Publication.submission_id.in_(list(submission_ids)))
+        .order_by(Publication.done_at, Publication.id)
+    ).all()
+    return {submission_id: digest for submission_id, digest in rows}  # the newest wins
 
 
 def claim_due(store: Store, owner: str, lease: timedelta, *, limit: int = 50,

@@ -35,10 +35,12 @@ def readme_with(boards: list[Board], text: str | None, title: str) -> str:
     return update_readme(text, boards)
 
 
-def write_board_files(board: Board, folder: Path) -> list[Path]:
+def write_board_files(board: Board, folder: Path,
+                      files: dict[str, bytes] | None = None) -> list[Path]:
+    """Write the board's files (`files`: board_files(board), when already rendered)."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, data in board_files(board).items():
+    for name, data in (files if files is not None else board_files(board)).items():
         write_atomic(folder / name, data)
         written.append(folder / name)
     readme = folder / "README.md"

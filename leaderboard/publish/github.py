@@ -152,11 +152,7 @@ class GitHubPublisher:
             log.info("GitHub: %s@%s already holds this board; nothing to commit",
                      target.repo, target.branch)
             return None
-        elements = [
-            InputGitTreeElement(path, FILE_MODE, "blob",
-                                sha=repo.create_git_blob(_b64(data), "base64").sha)
-            for path, data in sorted(changed.items())
-        ]
+        elements = [self._element(repo, path, data) for path, data in sorted(changed.items())]
         tree = repo.create_git_tree(elements, base_tree=head.tree)
         if tree.sha == head.tree.sha:  # e.g. a truncated listing hid that nothing changed
             log.info("GitHub: %s@%s unchanged; nothing to commit", target.repo, target.branch)
@@ -172,6 +168,16 @@ class GitHubPublisher:
         log.info("GitHub: published %d changed file(s) to %s@%s as %s", len(changed),
                  target.repo, target.branch, commit.sha[:12])
         return commit.sha
+
+    @staticmethod
+    def _element(repo: Repository, path: str, data: bytes) -> InputGitTreeElement:
+        """Text goes inline in the tree; only binary files (the pictures) need a blob
+        first. Every write waits seconds_between_writes, so each saved write counts."""
+        try:
+            return InputGitTreeElement(path, FILE_MODE, "blob", content=data.decode("utf-8"))
+        except UnicodeDecodeError:
+            return InputGitTreeElement(path, FILE_MODE, "blob",
+                                       sha=repo.create_git_blob(_b64(data), "base64").sha)
 
     @staticmethod
     def _readme(repo: Repository, target: GitHubTarget, head: GitCommit,

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -35,6 +35,7 @@ from tests.servers.evalai_views import (
     resolve,
     throttled,
 )
+from tests.servers.http_handler import KeepAliveHandler
 
 log = logging.getLogger(__name__)
 
@@ -289,9 +290,8 @@ class EvalAIServer:
             return route.view(self.state, req, *args), fault, route.name
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(KeepAliveHandler):
     app: EvalAIServer
-    protocol_version = "HTTP/1.1"  # keep-alive, as requests' pool expects
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("evalai test server: " + format, *args)

@@ -282,7 +282,9 @@ class State:
         phase = self.phases[phase_split.phase]
         hosts = self.challenges[phase.challenge].host_users
         entries = []
-        for row in self.rows.values():
+        # newest result first (LeaderboardData by -created_at; a re-PUT updates a row in
+        # place), then a stable sort: a tie on the key keeps the newest result on top
+        for row in sorted(self.rows.values(), key=lambda r: r.pk, reverse=True):
             sub = self.submissions[row.submission]
             if (row.phase_split != phase_split.pk or row.is_disabled
                     or sub.status != "finished" or sub.is_flagged):
@@ -292,9 +294,7 @@ class State:
             if phase.is_public and sub.created_by in hosts and not sub.is_baseline:
                 continue
             entries.append((row, sub))
-        if phase_split.show_leaderboard_by_latest_submission:
-            entries.sort(key=lambda e: e[1].submitted_at, reverse=True)
-        else:
+        if not phase_split.show_leaderboard_by_latest_submission:
             meta = schema.get("metadata", {}).get(key, {})
             descending = (not meta["sort_ascending"] if "sort_ascending" in meta
                           else phase_split.is_leaderboard_order_descending)

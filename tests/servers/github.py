@@ -27,15 +27,16 @@ import hashlib
 import json
 import logging
 import re
-import socket
 import threading
 import time
 import urllib.parse
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+from tests.servers.http_handler import KeepAliveHandler
 
 log = logging.getLogger(__name__)
 
@@ -584,15 +585,8 @@ class _Routes:
         return 200, self._commit_json(self.store.commits[sha])
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as requests expects of GitHub
+class _Handler(KeepAliveHandler):
     server_api: GitHubServer
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in two writes: without this, Nagle + delayed ACK add
-        # ~40 ms to every request.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
