@@ -17,12 +17,12 @@ import numpy as np
 
 from evaluator import randomness
 from evaluator.config import EvaluationConfig
-from evaluator.errors import ConfigError, SubmissionError
+from evaluator.errors import SubmissionError
 from evaluator.metrics import extra_metrics
 from evaluator.probes import fit_folds
 from evaluator.results import EvaluationResult, TaskResult, quality
 from evaluator.submission import Submission, padded_matrix, row_positions
-from evaluator.tasks import Task
+from evaluator.tasks import Task, select_tasks
 
 log = logging.getLogger(__name__)
 
@@ -75,19 +75,6 @@ def evaluate(
         flags=dict(prepared.flags),
         seconds=time.perf_counter() - started,
     )
-
-
-def select_tasks(tasks: list[Task], task_filter: tuple[str, ...] | None) -> list[Task]:
-    ordered = sorted(tasks, key=lambda task: task.name)
-    if task_filter is None:
-        return ordered
-    unknown = sorted(set(task_filter) - {task.name for task in tasks})
-    if unknown:
-        raise ConfigError(
-            f"task_filter names task(s) not in the label folder: {', '.join(unknown)}; "
-            f"available: {', '.join(task.name for task in ordered)}"
-        )
-    return [task for task in ordered if task.name in task_filter]
 
 
 def embeddings(matrix: np.ndarray, positions: np.ndarray, standardize: bool) -> np.ndarray:

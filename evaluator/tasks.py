@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-from evaluator.errors import LabelError
+from evaluator.errors import ConfigError, LabelError
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,19 @@ def read_tasks(folder: Path | str) -> list[Task]:
     for name in {name for name in names if names.count(name) > 1}:
         raise LabelError(f"task {name!r} has more than one label file in {folder}; keep one")
     return tasks
+
+
+def select_tasks(tasks: list[Task], task_filter: tuple[str, ...] | None) -> list[Task]:
+    ordered = sorted(tasks, key=lambda task: task.name)
+    if task_filter is None:
+        return ordered
+    unknown = sorted(set(task_filter) - {task.name for task in tasks})
+    if unknown:
+        raise ConfigError(
+            f"task_filter names task(s) not in the label folder: {', '.join(unknown)}; "
+            f"available: {', '.join(task.name for task in ordered)}"
+        )
+    return [task for task in ordered if task.name in task_filter]
 
 
 def read_task(path: Path) -> Task:

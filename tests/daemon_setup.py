@@ -15,9 +15,15 @@ import yaml
 
 from tests.builders import TaskSpec, write_challenge, write_unrelated_submission
 from tests.servers.evalai import World
+from tests.servers.github import GitHubServer
 
 SPECS = [TaskSpec("biomass", 60), TaskSpec("crops", 60, classification=True)]
 HOSTILE_HEADER = "id," + ",".join(str(i) for i in range(200_000)) + "\n"
+BOARD_REPO = "organisers/embed-board"
+BOARD_README = ("# Embedding challenge\n\nOur own words stay.\n\n"
+                "<!-- probeboard:leaderboard:start -->\n<!-- probeboard:leaderboard:end -->\n"
+                "\nFooter stays too.\n")
+GITHUB_TOKEN = "gh-secret-token"
 
 
 def make_challenge(root: Path) -> tuple[Path, Path, Path]:
@@ -46,13 +52,19 @@ def write_settings(root: Path, labels: Path, **extra: Any) -> Path:
     return path
 
 
-def write_evalai_settings(root: Path, labels: Path, url: str, world: World,
-                          **extra: Any) -> Path:
+def write_evalai_settings(root: Path, labels: Path, url: str, world: World, *,
+                          github: GitHubServer | None = None, **extra: Any) -> Path:
     """Settings for the in-repo EvalAI server's default world: dev hides its tasks; final
     reveals them (its leaderboard schema gets a column per task) and counts each team's
-    best. The host's token is read from EVALAI_TOKEN."""
+    best. With `github`, the boards go to its BOARD_REPO too. Tokens come from
+    secrets(world)."""
     labels_of_final = world.phase_splits["final"].schema["labels"]
     labels_of_final += [spec.name for spec in SPECS if spec.name not in labels_of_final]
+    if github is not None:
+        extra.setdefault("publish", {"folder": "boards", "github": {
+            "repo": BOARD_REPO, "branch": "main", "folder": "leaderboard",
+            "base_url": github.base_url, "token_env": "GITHUB_TOKEN",
+            "seconds_between_writes": 0}})
     return write_settings(
         root, labels,
         phases=[
@@ -75,3 +87,8 @@ def statuses(database: Path) -> dict[str, str]:
 
 def board(folder: Path) -> dict[str, Any]:
     return dict(json.loads((folder / "leaderboard.json").read_text()))
+
+
+def secrets(world: World) -> dict[str, str]:
+    """The environment variables write_evalai_settings' tokens come from."""
+    return {"EVALAI_TOKEN": world.host.jwt, "GITHUB_TOKEN": GITHUB_TOKEN}

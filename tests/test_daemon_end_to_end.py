@@ -18,7 +18,6 @@ import math
 import re
 import sqlite3
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,15 +31,14 @@ from evaluator.db.models import CountingRule
 from evaluator.settings import DEFAULT_LABELS, Settings, load_settings
 from leaderboard.standings import Scored, Standings, standings
 from tests.builders import write_noisy_submission
-from tests.daemon_setup import make_challenge, write_settings
+from tests.daemon_setup import BOARD_REPO as REPO
+from tests.daemon_setup import GITHUB_TOKEN, make_challenge, write_settings
 from tests.servers.evalai import DEFAULT_SCHEMA, EvalAIServer
 from tests.servers.github import GitHubServer
 from tests.servers.real_evalai import new_real_challenge, run_cli
 
 TASKS = ["biomass", "crops"]  # tests/daemon_setup.py's label files
-REPO, BRANCH, GITHUB_TOKEN = "organisers/embed-board", "main", "gh-e2e-token"
-README = ("# Embedding challenge\n\n<!-- probeboard:leaderboard:start -->\n"
-          "<!-- probeboard:leaderboard:end -->\n")
+BRANCH = "main"
 # What README.md ("The EvalAI leaderboard to create") asks the organiser for.
 README_SCHEMA = {
     "labels": ["Rank", "Weighted score", "Mean Q"],
@@ -153,16 +151,6 @@ def in_repo_arena(server: EvalAIServer) -> tuple[Arena, list[tuple[str, str]]]:
     teams = [t.name for t in world.teams] + ["probeboard-team-3"]
     return arena, list(zip(teams, [*(p.jwt for p in world.participants), third.jwt],
                            strict=True))
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubServer]:
-    server = GitHubServer(token=GITHUB_TOKEN).start()
-    server.create_repo(REPO, {"README.md": README})
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def daemon_settings(tmp_path: Path, arena: Arena, github: GitHubServer, labels: Path) -> Path:

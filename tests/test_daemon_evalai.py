@@ -4,7 +4,6 @@ to a GitHub branch in one commit per change."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,39 +13,23 @@ from evaluator.daemon.service import Daemon
 from evaluator.db.models import Publication
 from evaluator.settings import load_settings
 from leaderboard.render.escape import markdown_text
-from tests.daemon_setup import HOSTILE_HEADER, make_challenge, write_evalai_settings
+from tests.daemon_setup import BOARD_REPO as REPO
+from tests.daemon_setup import (
+    GITHUB_TOKEN,
+    HOSTILE_HEADER,
+    make_challenge,
+    secrets,
+    write_evalai_settings,
+)
 from tests.servers.evalai import EvalAIServer, World
 from tests.servers.github import GitHubServer
-
-REPO = "organisers/embed-board"
-README = ("# Embedding challenge\n\nOur own words stay.\n\n"
-          "<!-- probeboard:leaderboard:start -->\n<!-- probeboard:leaderboard:end -->\n"
-          "\nFooter stays too.\n")
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubServer]:
-    server = GitHubServer(token="gh-secret-token").start()
-    server.create_repo(REPO, {"README.md": README})
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def daemon_for(tmp_path: Path, evalai: EvalAIServer, world: World,
                github: GitHubServer) -> Daemon:
     labels, _, _ = make_challenge(tmp_path)
-    path = write_evalai_settings(
-        tmp_path, labels, evalai.url, world,
-        publish={"folder": "boards", "github": {
-            "repo": REPO, "branch": "main", "folder": "leaderboard",
-            "base_url": github.base_url, "token_env": "GITHUB_TOKEN",
-            "seconds_between_writes": 0}},
-    )
-    settings = load_settings(path, environ={"EVALAI_TOKEN": world.host.jwt,
-                                            "GITHUB_TOKEN": "gh-secret-token"})
-    return Daemon(settings, owner="test-daemon")
+    path = write_evalai_settings(tmp_path, labels, evalai.url, world, github=github)
+    return Daemon(load_settings(path, environ=secrets(world)), owner="test-daemon")
 
 
 def files(tmp_path: Path) -> tuple[bytes, bytes]:
@@ -100,7 +83,7 @@ def test_submissions_are_scored_reported_ranked_and_published(
     assert readme.startswith("# Embedding challenge\n\nOur own words stay.")
     assert readme.endswith("\nFooter stays too.\n")
     assert markdown_text("probeboard-team-1") in readme
-    assert "gh-secret-token" not in caplog.text and world.host.jwt not in caplog.text
+    assert GITHUB_TOKEN not in caplog.text and world.host.jwt not in caplog.text
 
     # Nothing new: nothing sent again.
     before = (puts(server), len(github.commits(REPO, "main")))

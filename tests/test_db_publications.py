@@ -135,6 +135,21 @@ def test_an_expired_lease_can_be_taken_over(store: Store) -> None:
     assert get(store, rows[0]).lease_expires_at == T0 + 2 * LEASE + SECOND
 
 
+def test_a_late_failure_of_a_lost_lease_does_not_undo_a_delivery(store: Store) -> None:
+    with store.write() as session:
+        phase, _ = seed_phase(session)
+        report = enqueue(session, "evalai", "report", {}, phase_id=phase.id)
+        ack = enqueue(session, "evalai", "ack", {}, phase_id=phase.id, after=report)
+        report_id, ack_id = report.id, ack.id
+    claim_due(store, "slow", LEASE, now=T0)
+    claim_due(store, "successor", LEASE, now=T0 + LEASE + SECOND)  # slow's lease ran out
+    done(store, report_id, now=T0 + LEASE + 2 * SECOND)
+    # The slow publisher's try ends in an error: EvalAI holds the report all the same.
+    assert failed(store, report_id, "400", retryable=False, now=T0 + LEASE + 3 * SECOND) is None
+    assert get(store, report_id).status is P.DONE
+    assert ids(claim_due(store, "successor", LEASE, now=T0 + 2 * LEASE)) == [ack_id]
+
+
 def test_concurrent_publishers_never_share_a_row(store: Store) -> None:
     """3 publishers, each with its own Store on the same database, claiming small batches at
     the same moment until nothing is due: every row is claimed by exactly one of them."""
@@ -213,8 +228,10 @@ def test_a_permanent_failure_gives_up_until_retried(store: Store) -> None:
     assert claim_due(store, "p", LEASE, now=T0 + timedelta(days=30)) == []
     retry(store, row)
     stored = get(store, row)
-    assert (stored.status, stored.next_attempt_at) == (P.PENDING, None)
+    assert (stored.status, stored.next_attempt_at, stored.attempts) == (P.PENDING, None, 0)
     assert ids(claim_due(store, "p", LEASE, now=T0)) == [row]
+    when = failed(store, row, "503", retryable=True, now=T0)  # the first try again
+    assert when is not None and when <= T0 + timedelta(seconds=FIRST_BACKOFF)
     assert failed(store, 98765, "gone", retryable=True) is None
 
 

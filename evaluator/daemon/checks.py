@@ -12,9 +12,8 @@ from pathlib import Path
 from evaluator.daemon.service import _evalai_client
 from evaluator.db.engine import open_store
 from evaluator.errors import ProbeboardError
-from evaluator.protocol import select_tasks
 from evaluator.settings import PhaseSettings, Settings, load_settings
-from evaluator.tasks import read_tasks
+from evaluator.tasks import read_tasks, select_tasks
 
 Verdict = tuple[bool, str]
 

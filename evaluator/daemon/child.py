@@ -6,7 +6,7 @@ starts `python -m evaluator.daemon.child REQUEST OUTCOME` in a new process group
 child caps its own address space (RLIMIT_AS) before the heavy imports, scores with the
 engine, and writes the outcome: the pickled EvaluationResult, or the error (fault and
 participant message). The parent kills the whole group at the wall-time limit or when
-told to stop.
+told to stop. A child asks the kernel to kill it when the daemon dies.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluator.config import config_from_mapping
+from evaluator.crashpoints import crash_point
 from evaluator.errors import (
     EvaluationOutOfMemory,
     EvaluationTimeout,
@@ -73,7 +74,7 @@ def run(request: Request, workdir: Path, *, wall_seconds: float,
     request_file.write_text(json.dumps({
         "labels": str(request.labels), "submission": str(request.submission),
         "scoring": request.scoring, "threads": request.threads,
-        "memory_mb": request.memory_mb,
+        "memory_mb": request.memory_mb, "daemon_pid": os.getpid(),
     }))
     threads = str(request.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
@@ -90,7 +91,7 @@ def run(request: Request, workdir: Path, *, wall_seconds: float,
                 code = child.wait(timeout=0.2)
                 break
             except subprocess.TimeoutExpired:
-                pass
+                crash_point("evaluating")
             if stop is not None and stop.is_set():
                 raise Stopped
             if time.monotonic() - started > wall_seconds:
@@ -125,6 +126,7 @@ def _outcome(code: int, outcome_file: Path, memory_mb: int) -> EvaluationResult 
 
 def main(request_path: str, outcome_path: str) -> int:
     raw = json.loads(Path(request_path).read_text())
+    _die_with(int(raw["daemon_pid"]))
     limit = int(raw["memory_mb"]) * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     outcome: EvaluationResult | Failure
@@ -143,6 +145,18 @@ def main(request_path: str, outcome_path: str) -> int:
             f"the evaluation needed more than the {raw['memory_mb']} MB allowed")), "memory")
     _write(Path(outcome_path), outcome)
     return EXIT_OK if isinstance(outcome, EvaluationResult) else EXIT_ERROR
+
+
+def _die_with(daemon_pid: int) -> None:
+    """Be killed when the daemon dies (Linux): a SIGKILLed daemon cannot kill its child, and
+    an orphan would run past every wall-time limit and race the restart's evaluation."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != daemon_pid:  # it died before we asked
+        os._exit(EXIT_ERROR)
 
 
 def _write(path: Path, outcome: EvaluationResult | Failure) -> None:

@@ -4,7 +4,8 @@ snapshot and the outbox rows.
 
     EvalAI   report   PUT finished (result + stdout) or failed (stderr); a hidden
                       finished one is PUT cancelled, which takes it off EvalAI's board
-             ack      delete the queue message, only once the report is done
+             ack      delete the queue message, only once the report is done (again when the
+                      message comes back: ack_again)
              ranks    re-PUT every counted result whose rank or weighted score moved
              baseline PATCH the submission's is_baseline flag
     GitHub   board    one commit with every phase's boards
@@ -25,6 +26,8 @@ from evaluator.db import publications
 from evaluator.db.evaluations import latest_evaluation
 from evaluator.db.models import (
     Phase,
+    Publication,
+    PublicationStatus,
     PublicationTarget,
     Source,
     StandingsSnapshot,
@@ -74,6 +77,27 @@ def after_operator(settings: Settings, session: Session, submission: Submission,
         publications.enqueue(session, PublicationTarget.EVALAI, "ranks", {},
                              phase_id=phase.id, after=first)
     enqueue_boards(settings, session, phase)
+
+
+def ack_again(session: Session, submission: Submission) -> None:
+    """A queue message came back for a submission that was reported: the ack's delete went
+    out with an older receipt handle, which SQS may answer with 200 and keep the message.
+    Delete it again with the handle just received, after the report as always (nothing to
+    do while the submission is not final or an ack still waits)."""
+    reports = session.scalars(
+        sa.select(Publication)
+        .where(Publication.submission_id == submission.id,
+               Publication.target == PublicationTarget.EVALAI,
+               Publication.action.in_(["report", "ack"]))
+        .order_by(Publication.id.desc())
+    ).all()
+    report = next((row for row in reports if row.action == "report"), None)
+    waiting = any(row.action == "ack" and row.status is PublicationStatus.PENDING
+                  for row in reports)
+    if submission.status in (SubmissionStatus.FINISHED, SubmissionStatus.FAILED) \
+            and report is not None and not waiting:
+        publications.enqueue(session, PublicationTarget.EVALAI, "ack", {},
+                             submission_id=submission.id, after=report)
 
 
 def enqueue_boards(settings: Settings, session: Session, phase: Phase) -> None:

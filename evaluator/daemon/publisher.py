@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from evaluator.crashpoints import crash_point
 from evaluator.daemon.followups import HIDDEN_STDERR, evalai_numbers, latest_snapshot
 from evaluator.db import publications
 from evaluator.db.challenges import challenge_phases
@@ -38,7 +39,7 @@ FINAL = {"finished", "failed", "cancelled"}
 
 @dataclass(frozen=True)
 class Rendered:
-    digest: str
+    key: tuple[str, datetime | None]  # the phase's standings digest, the boards' date
     board: Board
     files: dict[str, bytes]
 
@@ -106,6 +107,7 @@ class Publisher:
             publications.failed(self.store, row.id, f"{type(error).__name__}: {error}",
                                 retryable=True)
             return 0
+        crash_point(f"{row.target}.{row.action}.sent")
         publications.done(self.store, row.id, digest=digest)
         log.info("%s done", what)
         return 1
@@ -163,6 +165,7 @@ class Publisher:
             handle, pk = submission.receipt_handle, int(submission.source_id)
         if handle is None:
             return None
+        crash_point("evalai.ack.deleting")
         if client.delete_message(handle) is DeleteResult.MAYBE_GONE:
             status = client.get_submission(pk).get("status")
             if status not in FINAL:
@@ -193,6 +196,7 @@ class Publisher:
                 if shown.get(submission_id) == digest:
                     continue
                 self._put(client, session, by_id[submission_id], values)
+                crash_point("evalai.rank.sent")
                 with self.store.write() as record:  # what this submission now shows
                     publications.record_sent(record, PublicationTarget.EVALAI, "rank",
                                              submission_id=submission_id, digest=digest)
@@ -202,12 +206,19 @@ class Publisher:
 
     def _rendered_board(self, session: Session, phase: Phase) -> Rendered:
         """The phase's board and its files, rendered once per standings (the pictures
-        take about a second; the folder and GitHub publish the same files)."""
-        digest = _standings_digest(session, [phase])
+        take about a second; the folder and GitHub publish the same files).
+
+        Dated as of the challenge's newest standings, not of the clock: the same standings
+        give the same bytes, so a board sent again after a crash (between the commit and
+        its record) changes no file and makes no commit."""
+        as_of = max((snapshot.created_at
+                     for each in challenge_phases(session, self.settings.challenge)
+                     if (snapshot := latest_snapshot(session, each))), default=None)
+        key = (_standings_digest(session, [phase]), as_of)
         cached = self.rendered.get(phase.id)
-        if cached is None or cached.digest != digest:
-            board = phase_board(session, phase)
-            cached = self.rendered[phase.id] = Rendered(digest, board, board_files(board))
+        if cached is None or cached.key != key:
+            board = phase_board(session, phase, now=as_of)
+            cached = self.rendered[phase.id] = Rendered(key, board, board_files(board))
         return cached
 
     def _files_board(self, row: Publication) -> str | None:

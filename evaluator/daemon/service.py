@@ -32,9 +32,8 @@ from evaluator.db.models import CountingRule
 from evaluator.errors import ProbeboardError, ServiceAuthError, ServiceError
 from evaluator.evalai import EvalAIClient
 from evaluator.files import write_atomic
-from evaluator.protocol import select_tasks
 from evaluator.settings import Settings
-from evaluator.tasks import read_tasks
+from evaluator.tasks import read_tasks, select_tasks
 from leaderboard.publish.github import GitHubPublisher
 
 log = logging.getLogger(__name__)

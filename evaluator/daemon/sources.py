@@ -2,7 +2,8 @@
 
 Intake is idempotent on the source's id (EvalAI's submission pk; the inbox file's content
 hash), so a redelivered message or a second scan adds nothing; a redelivered message only
-refreshes the receipt handle that the ack will use.
+refreshes the receipt handle that the ack will use, and is acked again when its submission
+was already reported (followups.ack_again).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from evaluator.crashpoints import crash_point
+from evaluator.daemon.followups import ack_again
 from evaluator.db.challenges import find_phase, get_or_create_challenge, get_or_create_team
 from evaluator.db.engine import Store
 from evaluator.db.models import Source
@@ -48,6 +51,7 @@ class EvalAISource:
             message = self.client.receive_message()
             if message is None:
                 break
+            crash_point("received")
             slug = self.phases.get(message.phase_pk)
             if slug is None:
                 log.warning("queue message for EvalAI phase %d, which the settings do not "
@@ -65,7 +69,7 @@ class EvalAISource:
                     source_id=str(details.get("participant_team")),
                     name=str(details.get("participant_team_name") or "unnamed team"),
                 )
-                _, created = intake_submission(
+                submission, created = intake_submission(
                     session, phase=phase, team=team, source=Source.EVALAI,
                     source_id=str(message.submission_pk),
                     receipt_handle=message.receipt_handle,
@@ -75,6 +79,9 @@ class EvalAISource:
                     method_name=str(details.get("method_name") or "")[:200] or None,
                     submitted_at=_time(details.get("submitted_at")),
                 )
+                if not created:
+                    ack_again(session, submission)
+            crash_point("intake")
             new += created
             if created:
                 log.info("EvalAI submission %d (phase %s) taken in", message.submission_pk,

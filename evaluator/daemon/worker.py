@@ -17,6 +17,7 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
+from evaluator.crashpoints import crash_point
 from evaluator.daemon import child
 from evaluator.daemon.followups import after_final, participant_stdout
 from evaluator.daemon.sources import SubmissionSource
@@ -54,6 +55,7 @@ class Worker:
         """Evaluate a submission this worker has claimed, to a final status (True) or back
         to the queue (False: the caller claims nothing more this pass, or it would take the
         same submission straight back)."""
+        crash_point("claimed")
         beat_stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(submission.id, beat_stop),
                                 daemon=True, name=f"heartbeat-{submission.id}")
@@ -105,6 +107,7 @@ class Worker:
         stdout = participant_stdout(outcome, phase.hidden_tasks)
         if evaluations.finish(self.store, submission.id, self.owner, outcome, stdout=stdout,
                               follow_up=partial(after_final, self.settings)):
+            crash_point("committed")
             log.info("submission %d finished: mean Q %.3f in %.1f s", submission.id,
                      outcome.mean_quality, outcome.seconds)
         else:
@@ -115,6 +118,7 @@ class Worker:
     def _fail(self, submission: Claim, message: str) -> bool:
         if evaluations.fail(self.store, submission.id, self.owner, stderr=message,
                             follow_up=partial(after_final, self.settings)):
+            crash_point("committed")
             log.info("submission %d failed: %s", submission.id, message)
         return True
 

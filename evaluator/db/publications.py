@@ -149,11 +149,13 @@ def failed(store: Store, publication_id: int, error: str, *, retryable: bool,
            retry_after: float | None = None, now: datetime | None = None) -> datetime | None:
     """Record a failed try. A retryable one is due again after a jittered, doubling backoff
     (at least `retry_after`, capped at MAX_BACKOFF); returns when, or None when the row
-    gave up for good."""
+    gave up for good. A row that is no longer pending is left alone: a publisher whose
+    lease ran out while it tried must not undo another's delivery (a report turned failed
+    after it was done would hold its ack back for good)."""
     now = now or utcnow()
     with store.write() as session:
         row = session.get(Publication, publication_id)
-        if row is None:
+        if row is None or row.status is not P.PENDING:
             return None
         row.attempts = (row.attempts or 0) + 1
         row.last_error = error[:4000]
@@ -176,9 +178,11 @@ def backoff(attempts: int) -> float:
 
 
 def retry(store: Store, publication_id: int) -> None:
-    """Make a failed (given up) row pending again: the operator fixed the cause."""
+    """Make a failed (given up) row pending again: the operator fixed the cause, so its
+    tries start afresh (a new failure backs off from FIRST_BACKOFF, not from the cap)."""
     with store.write() as session:
         row = session.get(Publication, publication_id)
         if row is not None and row.status is P.FAILED:
             row.status = P.PENDING
             row.next_attempt_at = None
+            row.attempts = 0

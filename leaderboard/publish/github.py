@@ -31,6 +31,7 @@ from github import Auth, Github, GithubException, InputGitTreeElement
 from github.GitCommit import GitCommit
 from github.Repository import Repository
 
+from evaluator.crashpoints import crash_point
 from evaluator.errors import ConfigError, ServiceAuthError, ServiceError
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,7 @@ class GitHubPublisher:
             log.info("GitHub: %s@%s unchanged; nothing to commit", target.repo, target.branch)
             return None
         commit = repo.create_git_commit(message, tree, [head])
+        crash_point("github.ref-update")
         try:
             ref.edit(commit.sha)  # no force: refused if the branch moved since we read it
         except GithubException as error:

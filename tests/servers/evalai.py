@@ -205,6 +205,15 @@ class EvalAIServer:
     def set_visibility_timeout(self, seconds: float) -> None:
         self.state.visibility_timeout = seconds
 
+    def make_visible(self, queue: str = "probeboard-test") -> None:
+        """Time passes for the queue: received, undeleted messages come back now."""
+        self.state.make_visible(queue)
+
+    def keep_on_stale_delete(self) -> None:
+        """AWS SQS rather than moto: a delete with a receipt handle older than the newest
+        answers 200 and keeps the message (documented as possible; the spec, §1.2)."""
+        self.state.stale_handles_delete = False
+
     def enable_throttle(self, limit: int = 60, period: float = 60.0) -> None:
         """Production's 60 requests/minute per user; the real dev server never throttles."""
         self.throttle = Throttle(limit, period)

@@ -107,6 +107,7 @@ class Submission:
     environment_log_file: str | None = None
     result_file: str | None = None
     metadata_file: str | None = None
+    history: list[str] = field(default_factory=list)  # each status set by the host, in order
 
 
 @dataclass
@@ -135,6 +136,9 @@ class State:
     def __init__(self, visibility_timeout: float = 30.0) -> None:
         self.lock = threading.RLock()
         self.visibility_timeout = visibility_timeout
+        # moto (the real dev server's SQS) deletes with any handle ever issued; AWS may
+        # answer 200 to an older handle and keep the message (see keep_on_stale_delete).
+        self.stale_handles_delete = True
         self._ids = itertools.count(1)
         self.users: dict[int, User] = {}
         self.teams: dict[int, Team] = {}
@@ -236,13 +240,21 @@ class State:
             return None
 
     def delete(self, queue: str, handle: str) -> bool:
-        """True if the handle was ever issued (a stale one deletes too, as moto does)."""
+        """True if the handle was ever issued. A stale one deletes too, as moto does, unless
+        stale_handles_delete is off (AWS: the call succeeds, the message may stay)."""
         with self.lock:
             for message in self.queues.get(queue, []):
                 if handle in message.handles:
-                    message.deleted = True
+                    if self.stale_handles_delete or handle == message.handles[-1]:
+                        message.deleted = True
                     return True
             return False
+
+    def make_visible(self, queue: str) -> None:
+        """Every received message's visibility timeout ends now."""
+        with self.lock:
+            for message in self.queues.get(queue, []):
+                message.visible_at = 0.0
 
     def pending(self, queue: str) -> list[dict[str, Any]]:
         with self.lock:

@@ -233,6 +233,7 @@ def update_submission(state: State, req: Request, challenge_pk: str) -> Response
         if status not in ("queued", "running"):
             return error(400, "Sorry, submission status is invalid")
         sub.status = status
+        sub.history.append(status)
         sub.started_at = dt.datetime.now(dt.UTC)
         if job := str(req.form.get("job_name", "")).lower():
             sub.job_name.append(job)
@@ -263,6 +264,7 @@ def update_submission(state: State, req: Request, challenge_pk: str) -> Response
     sub.metadata_file = state.store_file(folder, "submission_metadata_file.json",
                                          str(req.form.get("metadata", "")).encode())
     sub.status = status
+    sub.history.append(status)
     sub.completed_at = dt.datetime.now(dt.UTC)
     return Response(200, {"success": "Submission result has been successfully updated"})
 

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.daemon_setup import BOARD_README, BOARD_REPO, GITHUB_TOKEN
 from tests.servers.evalai import EvalAIServer, World
+from tests.servers.github import GitHubServer
 
 
 @pytest.fixture
@@ -23,3 +25,15 @@ def evalai_server() -> Iterator[EvalAIServer]:
 def evalai_world(evalai_server: EvalAIServer) -> World:
     """The challenge of ../shared/evalai-real's fixtures: host1, two teams, dev and final."""
     return evalai_server.add_default_challenge()
+
+
+@pytest.fixture
+def github() -> Iterator[GitHubServer]:
+    """A GitHub-compatible server holding the organisers' board repository, whose README
+    has the leaderboard markers between text of their own."""
+    server = GitHubServer(token=GITHUB_TOKEN).start()
+    server.create_repo(BOARD_REPO, {"README.md": BOARD_README})
+    try:
+        yield server
+    finally:
+        server.stop()
