@@ -48,8 +48,7 @@ def score_with_progress(labels: Path, submission: Path, config: EvaluationConfig
     from tqdm import tqdm
 
     from evaluator.engine import score_submission
-    from evaluator.protocol import select_tasks
-    from evaluator.tasks import read_tasks
+    from evaluator.tasks import read_tasks, select_tasks
 
     started = time.perf_counter()
     tasks = read_tasks(labels)

@@ -22,7 +22,7 @@ from evaluator.db.engine import Store, open_store
 from evaluator.db.models import Submission
 from evaluator.errors import PhaseSettingsMismatch
 from evaluator.settings import Settings
-from evaluator.tasks import read_tasks
+from evaluator.tasks import read_tasks, select_tasks
 
 NEXT_PASS = "the daemon's next pass"
 RESCORE_FIX = ("a rescore scores with the phase's own settings and task set, only label "
@@ -69,8 +69,6 @@ def rescore(settings: Settings, phase_slug: str, actor: Actor) -> str:
     """Requeue every failed or finished submission of the phase after a label fix. The
     settings file and the label folder must still give the phase's own scoring settings
     and task set (PhaseSettingsMismatch otherwise, saying what to do)."""
-    from evaluator.protocol import select_tasks  # here: it brings torch, seconds to import
-
     phase_settings = settings.phase(phase_slug)
     tasks = select_tasks(read_tasks(phase_settings.labels), phase_settings.scoring.task_filter)
     with operator_store(settings) as store, store.write() as session:
