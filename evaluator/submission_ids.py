@@ -1,0 +1,380 @@
+"""A submission's sample ids: normalised and checked for duplicates without a Python object
+per row until the end.
+
+The ids' UTF-8 bytes live in one growing byte arena, separated by line feeds, and a keyed
+hash table (SipHash-1-3 with a random key per process, as Python's own str hash, so that no
+file can be crafted to collide) finds duplicates. The fast reader adds a whole block of ids
+in one numba call; the ids become Python strings once, in one decode, when the file is read.
+
+The id rules, written twice (for one str in submission.py, for bytes here): strip white
+space as str.strip() does, then drop one .zarr.zip or .zarr suffix; an id is at most
+MAX_ID_CHARS characters (counted after the strip, before the suffix is dropped).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numba
+import numpy as np
+
+from evaluator.submission_scan import utf8_chars
+
+MAX_ID_CHARS = 1_000
+ZARR_SUFFIXES = (".zarr.zip", ".zarr")
+_SEPARATOR = 10  # a line feed between ids in the arena: no id read from a line holds one
+
+# White space for str.strip() outside ASCII (tests check this list against Python's).
+UNICODE_SPACES = np.array(
+    [0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000],
+    dtype=np.int64,
+)
+_ZARR = np.frombuffer(b".zarr", dtype=np.uint8)
+_ZARR_ZIP = np.frombuffer(b".zarr.zip", dtype=np.uint8)
+
+_TAKEN = -1  # _commit's answer when the id was new
+_FREE = np.uint64(2**64 - 1)  # an empty slot of the hash table
+_ROW = np.uint64(2**32 - 1)  # the row's bits in a slot
+
+
+class IdTable:
+    """Normalised ids in file order, their line numbers and the suffix each one carried."""
+
+    def __init__(self) -> None:
+        self.key = np.frombuffer(os.urandom(16), dtype=np.uint64).copy()
+        self.arena = np.empty(1 << 16, dtype=np.uint8)
+        self.starts = np.zeros(1 << 10, dtype=np.int64)  # starts[row + 1] - 1: end of row's id
+        self.hashes = np.empty(1 << 10, dtype=np.uint64)
+        self.lines = np.empty(1 << 10, dtype=np.int64)
+        self.suffixes = np.empty(1 << 10, dtype=np.int8)  # bytes of suffix dropped: 0, 5, 9
+        # Per slot: the hash's upper half, then the row (a probe rarely reads more); _FREE.
+        self.slots = np.full(1 << 11, _FREE, dtype=np.uint64)
+        self.size = np.zeros(1, dtype=np.int64)  # rows; an array, for numba to update
+
+    def __len__(self) -> int:
+        return int(self.size[0])
+
+    def reserve(self, rows: int, id_bytes: int) -> None:
+        """Room for `rows` more ids of `id_bytes` bytes in all (geometric growth)."""
+        count = len(self)
+        if count + rows + 1 > len(self.starts):
+            capacity = max(2 * len(self.starts), count + rows + 1)
+            for name in ("starts", "hashes", "lines", "suffixes"):
+                old = getattr(self, name)
+                new = np.empty(capacity, dtype=old.dtype)
+                new[: count + 1] = old[: count + 1]
+                setattr(self, name, new)
+        used = int(self.starts[count])
+        if used + id_bytes + rows > len(self.arena):
+            new_arena = np.empty(max(2 * len(self.arena), used + id_bytes + rows), np.uint8)
+            new_arena[:used] = self.arena[:used]
+            self.arena = new_arena
+        if 2 * (count + rows) > len(self.slots):
+            capacity = len(self.slots)
+            while 2 * (count + rows) > capacity:
+                capacity *= 2
+            self.slots = np.full(capacity, _FREE, dtype=np.uint64)
+            _rehash(self.slots, self.hashes, count)
+
+    def insert(self, sample_id: str, line: int, suffix: int) -> int:
+        """Add a normalised id; if an equal one is there already, its line (nothing added)."""
+        data = sample_id.encode("utf-8")
+        self.reserve(1, len(data))
+        start = int(self.starts[len(self)])
+        self.arena[start : start + len(data)] = np.frombuffer(data, dtype=np.uint8)
+        return int(_commit(self.arena, self.starts, self.hashes, self.lines, self.suffixes,
+                           self.slots, self.size, self.key, start + len(data), line, suffix))
+
+    def add_block(
+        self,
+        buffer: np.ndarray,
+        id_starts: np.ndarray,
+        id_ends: np.ndarray,
+        escaped: np.ndarray,
+        usable: np.ndarray,
+        lines: np.ndarray,
+        first: int,
+    ) -> int:
+        """Add rows first, first + 1, ... of a parsed block until one needs Python's rules
+        (not usable, or an id they may reject); its index, or the number of rows."""
+        self.reserve(len(lines) - first, int(np.where(usable, id_ends - id_starts, 0).sum()))
+        return int(_add_block(buffer, id_starts, id_ends, escaped, usable, lines, first,
+                              self.arena, self.starts, self.hashes, self.lines, self.suffixes,
+                              self.slots, self.size, self.key))
+
+    def ids(self) -> np.ndarray:
+        """Every id as a str (object array, file order): one decode and one split."""
+        count = len(self)
+        result = np.empty(count, dtype=object)
+        if count:
+            text = str(memoryview(self.arena[: self.starts[count] - 1]), "utf-8")
+            parts = text.split("\n")
+            if len(parts) != count:  # an id with a line break in it (a quoted one)
+                parts = [str(memoryview(self.arena[self.starts[row] : self.starts[row + 1] - 1]),
+                             "utf-8") for row in range(count)]
+            result[:] = parts
+        return result
+
+    def suffixed(self) -> tuple[int, list[int]]:
+        """How many ids had a suffix dropped, and the first three such rows."""
+        suffixes = self.suffixes[: len(self)]
+        rows = np.flatnonzero(suffixes)
+        return len(rows), rows[:3].tolist()
+
+    def first_line(self, row: int) -> int:
+        return int(self.lines[row])
+
+
+@numba.njit(cache=True, nogil=True)
+def _rehash(slots: np.ndarray, hashes: np.ndarray, count: int) -> None:
+    mask = len(slots) - 1
+    for row in range(count):
+        slot = np.int64(hashes[row] & np.uint64(mask))
+        while slots[slot] != _FREE:
+            slot = (slot + 1) & mask
+        slots[slot] = (hashes[row] >> np.uint64(32) << np.uint64(32)) | np.uint64(row)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _commit(
+    arena: np.ndarray, starts: np.ndarray, hashes: np.ndarray, lines: np.ndarray,
+    suffixes: np.ndarray, slots: np.ndarray, size: np.ndarray, key: np.ndarray,
+    end: int, line: int, suffix: int,
+) -> int:
+    """Take the id at arena[starts[size]:end] as the next row, or return the line of an
+    equal id already taken (_TAKEN when it is new)."""
+    row = size[0]
+    start = starts[row]
+    code = _siphash(key, arena, start, end)
+    other = _find_or_insert(arena, starts, hashes, slots, code, start, end, row)
+    if other >= 0:
+        return lines[other]
+    hashes[row] = code
+    lines[row] = line
+    suffixes[row] = suffix
+    arena[end] = _SEPARATOR
+    starts[row + 1] = end + 1
+    size[0] = row + 1
+    return _TAKEN
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _find_or_insert(
+    arena: np.ndarray, starts: np.ndarray, hashes: np.ndarray, slots: np.ndarray,
+    code: np.uint64, start: int, end: int, row: int,
+) -> int:
+    """The row of an id equal to arena[start:end], or -1 after taking a slot for `row`."""
+    mask = len(slots) - 1
+    slot = np.int64(code & np.uint64(mask))
+    tag = code >> np.uint64(32) << np.uint64(32)
+    while slots[slot] != _FREE:
+        if slots[slot] & ~_ROW == tag:
+            other = np.int64(slots[slot] & _ROW)
+            if hashes[other] == code and _same(arena, starts[other], starts[other + 1] - 1,
+                                               start, end):
+                return other
+        slot = (slot + 1) & mask
+    slots[slot] = tag | np.uint64(row)
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_block(
+    buffer: np.ndarray, id_starts: np.ndarray, id_ends: np.ndarray, escaped: np.ndarray,
+    usable: np.ndarray, lines: np.ndarray, first: int,
+    arena: np.ndarray, starts: np.ndarray, hashes: np.ndarray, id_lines: np.ndarray,
+    suffixes: np.ndarray, slots: np.ndarray, size: np.ndarray, key: np.ndarray,
+) -> int:
+    # Two passes: hashing between two probes of the table would keep the processor from
+    # waiting for several of them at once (one cache miss per row, each ~100 ns).
+    codes = np.empty(len(lines) - first, dtype=np.uint64)
+    ends = np.empty(len(lines) - first, dtype=np.int64)
+    kinds = np.empty(len(lines) - first, dtype=np.int8)
+    stop = len(lines)
+    start = starts[size[0]]
+    for index in range(first, len(lines)):  # normalise into the arena, one after another
+        if not usable[index]:
+            stop = index
+            break
+        end, bits = _copy_id(buffer, id_starts[index], id_ends[index], escaped[index], arena,
+                             start)
+        if end == start or (bits >= 0x80 and utf8_chars(arena, start, end) < 0):
+            stop = index  # empty, or not UTF-8
+            break
+        low, high = start, end
+        if bits >= 0x80 or arena[start] <= 32 or arena[end - 1] <= 32:  # (ASCII spaces)
+            low, high = _stripped(arena, start, end)
+        if high - low > MAX_ID_CHARS and utf8_chars(arena, low, high) > MAX_ID_CHARS:
+            stop = index
+            break
+        suffix = 0
+        if _ends_with(arena, low, high, _ZARR_ZIP):
+            suffix = len(_ZARR_ZIP)
+        elif _ends_with(arena, low, high, _ZARR):
+            suffix = len(_ZARR)
+        high -= suffix
+        if high == low:  # empty
+            stop = index
+            break
+        if low > start:  # move the normalised id to the row's start
+            for k in range(low, high):
+                arena[start + k - low] = arena[k]
+        end = start + high - low
+        arena[end] = _SEPARATOR
+        codes[index - first] = _siphash(key, arena, start, end)
+        ends[index - first] = end
+        kinds[index - first] = suffix
+        start = end + 1
+    for index in range(first, stop):  # then take them in order, up to a duplicate
+        row = size[0]
+        end = ends[index - first]
+        code = codes[index - first]
+        if _find_or_insert(arena, starts, hashes, slots, code, starts[row], end, row) >= 0:
+            return index  # Python's rules word the message
+        hashes[row] = code
+        id_lines[row] = lines[index]
+        suffixes[row] = kinds[index - first]
+        starts[row + 1] = end + 1
+        size[0] = row + 1
+    return stop
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _copy_id(buffer: np.ndarray, start: int, end: int, escaped: bool, arena: np.ndarray,
+             to: int) -> tuple[int, int]:
+    """Copy the id's bytes to arena[to:], "" read as " in a quoted id: the end there, and
+    the bytes or-ed together (>= 0x80: not ASCII)."""
+    bits = 0
+    k = start
+    if escaped:
+        while k < end:
+            arena[to] = buffer[k]
+            bits |= buffer[k]
+            to += 1
+            k += 2 if buffer[k] == 34 else 1
+    else:
+        while k < end:
+            arena[to] = buffer[k]
+            bits |= buffer[k]
+            to += 1
+            k += 1
+    return to, bits
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _is_space(code_point: int) -> bool:
+    if code_point < 128:
+        return 9 <= code_point <= 13 or 28 <= code_point <= 32
+    for space in UNICODE_SPACES:  # noqa: SIM110 - numba compiles loops, not any()
+        if code_point == space:
+            return True
+    return False
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _stripped(data: np.ndarray, low: int, high: int) -> tuple[int, int]:
+    """The bounds of data[low:high] (valid UTF-8) without white space at either end."""
+    while low < high:
+        c = np.int64(data[low])
+        size = 1
+        if c >= 0xF0:
+            c, size = c & 0x07, 4
+        elif c >= 0xE0:
+            c, size = c & 0x0F, 3
+        elif c >= 0xC0:
+            c, size = c & 0x1F, 2
+        for k in range(low + 1, low + size):
+            c = (c << 6) | (np.int64(data[k]) & 0x3F)
+        if not _is_space(c):
+            break
+        low += size
+    while low < high:
+        first = high - 1
+        while data[first] & 0xC0 == 0x80:  # continuation bytes
+            first -= 1
+        c = np.int64(data[first])
+        if high - first == 2:
+            c &= 0x1F
+        elif high - first == 3:
+            c &= 0x0F
+        elif high - first == 4:
+            c &= 0x07
+        for k in range(first + 1, high):
+            c = (c << 6) | (np.int64(data[k]) & 0x3F)
+        if not _is_space(c):
+            break
+        high = first
+    return low, high
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _ends_with(data: np.ndarray, low: int, high: int, suffix: np.ndarray) -> bool:
+    if high - low < len(suffix):
+        return False
+    for k in range(len(suffix)):  # noqa: SIM110
+        if data[high - len(suffix) + k] != suffix[k]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _same(data: np.ndarray, a: int, a_end: int, b: int, b_end: int) -> bool:
+    if a_end - a != b_end - b:
+        return False
+    for k in range(a_end - a):  # noqa: SIM110
+        if data[a + k] != data[b + k]:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _rotate(x: np.uint64, bits: int) -> np.uint64:
+    return (x << np.uint64(bits)) | (x >> np.uint64(64 - bits))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _sip_round(
+    v0: np.uint64, v1: np.uint64, v2: np.uint64, v3: np.uint64
+) -> tuple[np.uint64, np.uint64, np.uint64, np.uint64]:
+    v0 += v1
+    v1 = _rotate(v1, 13) ^ v0
+    v0 = _rotate(v0, 32)
+    v2 += v3
+    v3 = _rotate(v3, 16) ^ v2
+    v0 += v3
+    v3 = _rotate(v3, 21) ^ v0
+    v2 += v1
+    v1 = _rotate(v1, 17) ^ v2
+    v2 = _rotate(v2, 32)
+    return v0, v1, v2, v3
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _siphash(key: np.ndarray, data: np.ndarray, start: int, end: int) -> np.uint64:
+    """SipHash-1-3 of data[start:end] (CPython's str hash since 3.11)."""
+    v0 = key[0] ^ np.uint64(0x736F6D6570736575)
+    v1 = key[1] ^ np.uint64(0x646F72616E646F6D)
+    v2 = key[0] ^ np.uint64(0x6C7967656E657261)
+    v3 = key[1] ^ np.uint64(0x7465646279746573)
+    k = start
+    while k + 8 <= end:
+        word = np.uint64(0)
+        for byte in range(8):
+            word |= np.uint64(data[k + byte]) << np.uint64(8 * byte)
+        v3 ^= word
+        v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+        v0 ^= word
+        k += 8
+    word = np.uint64((end - start) & 0xFF) << np.uint64(56)
+    byte = 0
+    while k < end:
+        word |= np.uint64(data[k]) << np.uint64(8 * byte)
+        byte += 1
+        k += 1
+    v3 ^= word
+    v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+    v0 ^= word
+    v2 ^= np.uint64(0xFF)
+    for _ in range(3):
+        v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+    return v0 ^ v1 ^ v2 ^ v3

@@ -1,0 +1,432 @@
+"""The fast reader's numba kernels: one pass over a block of CSV bytes, in parallel segments.
+
+A line ends at "\\n", "\\r\\n" or a lone "\\r", as for Python's csv module reading a file
+opened with newline="". Fields may be quoted as RFC 4180 says ("..." with "" for a quote);
+the kernel takes what it can be sure of and marks the rest for the Python rules in
+submission.py (a line to re-parse) or for the csv module (a record that spans lines).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numba
+import numpy as np
+
+MAX_CELL_CHARS = 100  # one embedding value; float64's longest repr has 24 characters
+FIELD_LIMIT = csv.field_size_limit()  # characters: csv refuses a longer field
+ID_BYTES = 4_000  # four bytes per character of the longest id: a longer one is refused
+
+OK, PYTHON, ABORT = 0, 1, 2  # a line's fate: parsed, re-parsed by Python, slow reader
+# Columns of a line's record: the id's bytes (quote pairs in it when ID_ESCAPED), the line's
+# bytes without its line break, and its line number counted from the segment's start.
+ID_START, ID_END, ID_ESCAPED, LINE_START, LINE_END, LINE = range(6)
+RECORD_COLUMNS = 6
+ROWS, LINES, CUT = range(3)  # a segment's counts; CUT: it ran out of row slots there
+
+# Bytes: 34 is ", 44 is a comma, 10 a line feed (LF), 13 a carriage return (CR).
+_POW10 = np.array([10.0**k for k in range(23)])  # exact doubles
+_FLT_MIN = 1.1754943508222875e-38  # smallest normal float32
+_FLT_BIG = 3.4e38  # below float32's overflow threshold
+_EXACT_MANTISSA = 1 << 53
+_SUBNORMAL_SPACING = 2.0**-149  # float32's spacing below _FLT_MIN
+_TIE_MARGIN = 1e-6  # of a float32 spacing: further from a rounding tie, the rounding is sure
+
+
+@numba.njit(cache=True, nogil=True)
+def segment_bounds(buffer: np.ndarray, filled: int, final: bool, segments: int) -> np.ndarray:
+    """Line-start offsets cutting buffer[:filled] into segments; the last = bytes used.
+
+    Unless final, a "\\r" at the very end may be the first half of "\\r\\n": not a line end yet.
+    """
+    consumed = filled
+    if not final:
+        consumed = 0
+        for k in range(filled - 1, -1, -1):
+            if buffer[k] == 10 or (buffer[k] == 13 and k < filled - 1):
+                consumed = k + 1
+                break
+    bounds = np.empty(segments + 1, dtype=np.int64)
+    bounds[0] = 0
+    for segment in range(1, segments):
+        k = max(bounds[segment - 1], segment * consumed // segments)
+        while 0 < k < consumed and not (
+            buffer[k - 1] == 10 or (buffer[k - 1] == 13 and buffer[k] != 10)
+        ):
+            k += 1
+        bounds[segment] = k
+    bounds[segments] = consumed
+    return bounds
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def parse_segments(
+    buffer: np.ndarray,
+    filled: int,
+    bounds: np.ndarray,
+    targets: np.ndarray,
+    matrix: np.ndarray,
+    done: int,
+    slots: int,
+    status: np.ndarray,
+    records: np.ndarray,
+    counts: np.ndarray,
+) -> None:
+    """Parse the segments in parallel (see parse_segment)."""
+    for segment in numba.prange(bounds.shape[0] - 1):
+        parse_segment(
+            buffer, filled, bounds, targets, matrix, done, slots, status, records, counts, segment
+        )
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def parse_segment(
+    buffer: np.ndarray,
+    filled: int,
+    bounds: np.ndarray,
+    targets: np.ndarray,
+    matrix: np.ndarray,
+    done: int,
+    slots: int,
+    status: np.ndarray,
+    records: np.ndarray,
+    counts: np.ndarray,
+    segment: int,
+) -> None:
+    """Parse one segment's lines into matrix[done + segment * slots + i].
+
+    One pass over the bytes: numbers end at the first non-digit, so no line splitting is
+    needed beforehand. targets: per header field, its matrix column, -1 for the id, -2 for
+    an ignored field. status says which lines Python must re-parse (or that the slow reader
+    must take over); counts[segment] = (rows, lines, cut).
+    """
+    n_fields = targets.shape[0]
+    k = bounds[segment]
+    stop = bounds[segment + 1]
+    rows = 0
+    lines = 0
+    cut = 0
+    while k < stop:
+        line_start = k
+        c = buffer[k]
+        if c == 10 or c == 13:  # blank lines: a tight loop, so that a file of them costs little
+            while k < stop:
+                c = buffer[k]
+                if c == 10:
+                    k += 1
+                elif c == 13:
+                    k += 2 if buffer[k + 1] == 10 else 1
+                else:
+                    break
+                lines += 1
+            continue
+        if rows == slots:  # more lines than valid rows could fill: one of them is wrong
+            cut = 1
+            break
+        slot = segment * slots + rows
+        out = matrix[done + slot]
+        state = OK
+        field_index = 0
+        records[slot, ID_ESCAPED] = 0
+        while True:
+            target = targets[field_index]
+            quoted = buffer[k] == 34
+            if target >= 0:
+                start = k + quoted
+                value, k, ok = scan_number(buffer, start, filled)
+                if not ok:
+                    value, k, ok = scan_number_carefully(buffer, start, filled)
+                length = k - start
+                if quoted:
+                    ok = ok and k < filled and buffer[k] == 34
+                    k += 1
+                if not ok or length > MAX_CELL_CHARS:  # Python says why
+                    state = PYTHON
+                    break
+                out[target] = value
+            else:
+                start, end, k, escaped, text = _scan_text(buffer, k, filled, quoted)
+                if not text:
+                    state = PYTHON
+                    break
+                if target == -1:
+                    if end - start > ID_BYTES:  # Python says which limit
+                        state = PYTHON
+                        break
+                    records[slot, ID_START] = start
+                    records[slot, ID_END] = end
+                    records[slot, ID_ESCAPED] = escaped
+                elif end - start > FIELD_LIMIT or utf8_chars(buffer, start, end) < 0:
+                    state = PYTHON
+                    break
+            field_index += 1
+            c = buffer[k]
+            if k < filled and c == 44 and field_index < n_fields:
+                k += 1
+                continue
+            if k == filled or c == 10 or c == 13:
+                break  # end of line
+            state = PYTHON
+            break
+        if state == OK and field_index != n_fields:
+            state = PYTHON
+        while k < stop and buffer[k] != 10 and buffer[k] != 13:
+            k += 1
+        if state == PYTHON and ends_in_quotes(buffer, line_start, k):
+            state = ABORT  # the record goes on past the line break: only csv can tell
+        status[slot] = state
+        records[slot, LINE_START] = line_start
+        records[slot, LINE_END] = k
+        records[slot, LINE] = lines
+        rows += 1
+        lines += 1
+        k += 2 if buffer[k] == 13 and buffer[k + 1] == 10 else 1
+    counts[segment, ROWS] = rows
+    counts[segment, LINES] = lines
+    counts[segment, CUT] = cut
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _scan_text(
+    buffer: np.ndarray, k: int, filled: int, quoted: bool
+) -> tuple[int, int, int, bool, bool]:
+    """An id or ignored field at k: (start, end, next k, has "" pairs, taken).
+
+    taken=False: a quoted field that does not close on this line or is followed by more
+    characters before the separator (csv would append them): Python decides.
+    """
+    if not quoted:
+        start = k
+        while k < filled:
+            c = buffer[k]
+            if c == 44 or c == 10 or c == 13:
+                break
+            k += 1
+        return start, k, k, False, True
+    k += 1
+    start = k
+    escaped = False
+    while k < filled:
+        c = buffer[k]
+        if c == 34:
+            if buffer[k + 1] != 34:  # buffer[filled] is a pad byte, never a quote
+                return start, k, k + 1, escaped, True
+            escaped = True
+            k += 2
+            continue
+        if c == 10 or c == 13:
+            break
+        k += 1
+    return start, k, k, escaped, False
+
+
+@numba.njit(cache=True, nogil=True)
+def ends_in_quotes(buffer: np.ndarray, start: int, end: int) -> bool:
+    """Whether csv would still be inside a quoted field at the end of buffer[start:end]."""
+    state = 0  # 0: field start, 1: unquoted field, 2: quoted field, 3: quote in quoted field
+    for k in range(start, end):
+        c = buffer[k]
+        if state == 0:
+            state = 2 if c == 34 else 0 if c == 44 else 1
+        elif state == 1:
+            if c == 44:
+                state = 0
+        elif state == 2:
+            if c == 34:
+                state = 3
+        else:
+            state = 2 if c == 34 else 0 if c == 44 else 1
+    return state == 2
+
+
+@numba.njit(cache=True, nogil=True)
+def utf8_chars(data: np.ndarray, start: int, end: int) -> int:
+    """Characters in data[start:end], or -1 unless it is UTF-8 as Python's decoder says."""
+    count = 0
+    k = start
+    while k < end:
+        c = data[k]
+        if c < 0x80:
+            k += 1
+            count += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            size, low, high = 2, 0x80, 0xBF
+        elif 0xE0 <= c <= 0xEF:
+            size = 3
+            low = 0xA0 if c == 0xE0 else 0x80
+            high = 0x9F if c == 0xED else 0xBF  # no surrogates
+        elif 0xF0 <= c <= 0xF4:
+            size = 4
+            low = 0x90 if c == 0xF0 else 0x80
+            high = 0x8F if c == 0xF4 else 0xBF  # nothing past U+10FFFF
+        else:
+            return -1
+        if k + size > end or not low <= data[k + 1] <= high:
+            return -1
+        for q in range(k + 2, k + size):
+            if not 0x80 <= data[q] <= 0xBF:
+                return -1
+        k += size
+        count += 1
+    return count
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def scan_number(buffer: np.ndarray, k: int, filled: int) -> tuple[np.float32, int, bool]:
+    """Parse [+-]digits[.digits][e[+-]digits] at k; ok=False: scan_number_carefully.
+
+    Stops at the first byte that cannot continue the number (buffer[filled] is a pad byte,
+    never a digit); the caller checks what follows. The value equals float32(float(text)):
+    up to 2**53 the mantissa and the powers of ten up to 1e22 are exact doubles, so one
+    division or product gives the correctly rounded double (Clinger's fast path). A longer
+    mantissa (<= 19 digits) makes the double off by at most one ulp, which can only change
+    the float32 next to a rounding tie; those cells, and everything unusual, are left to
+    the careful scan.
+    """
+    # A branch-free sign and digit loops without bounds checks are what makes this fast.
+    c = buffer[k]
+    negative = c == 45
+    k += negative | (c == 43)
+    mantissa = np.uint64(0)
+    first = k
+    while True:
+        digit = np.uint64(buffer[k]) - np.uint64(48)  # wraps around for bytes below '0'
+        if digit > 9:
+            break
+        mantissa = mantissa * np.uint64(10) + digit
+        k += 1
+    seen = k - first
+    exponent = 0
+    if buffer[k] == 46:
+        k += 1
+        first = k
+        while True:
+            digit = np.uint64(buffer[k]) - np.uint64(48)
+            if digit > 9:
+                break
+            mantissa = mantissa * np.uint64(10) + digit
+            k += 1
+        exponent = first - k
+        seen += k - first
+    if seen == 0 or seen > 19:  # no digits, or a mantissa that may not fit 64 bits
+        return np.float32(0.0), k, False
+    if k < filled and (buffer[k] == 101 or buffer[k] == 69):
+        k += 1
+        exponent_negative = False
+        if k < filled and (buffer[k] == 45 or buffer[k] == 43):
+            exponent_negative = buffer[k] == 45
+            k += 1
+        power = 0
+        power_digits = 0
+        while k < filled and 48 <= buffer[k] <= 57:
+            if power < 100000:
+                power = power * 10 + (buffer[k] - 48)
+            power_digits += 1
+            k += 1
+        if power_digits == 0:
+            return np.float32(0.0), k, False
+        exponent += -power if exponent_negative else power
+    if mantissa == 0:
+        return np.float32(-0.0 if negative else 0.0), k, True
+    if exponent < -22 or exponent > 22:
+        return np.float32(0.0), k, False
+    value = float(mantissa)
+    value = value / _POW10[-exponent] if exponent < 0 else value * _POW10[exponent]
+    if value < _FLT_MIN or value > _FLT_BIG:
+        return np.float32(0.0), k, False
+    if mantissa > _EXACT_MANTISSA and _near_tie(value):
+        return np.float32(0.0), k, False
+    return np.float32(-value if negative else value), k, True
+
+
+@numba.njit(cache=True, nogil=True)
+def scan_number_carefully(
+    buffer: np.ndarray, k: int, filled: int
+) -> tuple[np.float32, int, bool]:
+    """What scan_number leaves: blanks around the number, more than 19 digits, exponents
+    past 10**±22, subnormal float32 values.
+
+    The first 19 significant digits make the mantissa (the rest only says whether it is
+    exact), the power of ten is applied in exact steps of 10**22: the double is then
+    within a few ulps of float(text), which gives the same float32 unless it lies next to
+    a float32 rounding tie. ok=False: no decimal number, not finite, or next to a tie:
+    Python decides.
+    """
+    while buffer[k] == 32 or buffer[k] == 9:
+        k += 1
+    c = buffer[k]
+    negative = c == 45
+    k += negative | (c == 43)
+    mantissa = np.uint64(0)
+    significant = 0  # digits in the mantissa from its first non-zero one
+    exponent = 0
+    seen = 0
+    exact = True
+    fraction = False
+    while True:
+        if buffer[k] == 46 and not fraction:
+            fraction = True
+            k += 1
+            continue
+        digit = np.uint64(buffer[k]) - np.uint64(48)
+        if digit > 9:
+            break
+        seen += 1
+        k += 1
+        if significant < 19:
+            mantissa = mantissa * np.uint64(10) + digit
+            significant += mantissa > 0
+            exponent -= fraction
+        else:
+            exponent += not fraction
+            exact = exact and digit == 0
+    if seen == 0:
+        return np.float32(0.0), k, False
+    if buffer[k] == 101 or buffer[k] == 69:
+        k += 1
+        exponent_negative = buffer[k] == 45
+        k += exponent_negative | (buffer[k] == 43)
+        power = 0
+        power_digits = 0
+        while 48 <= buffer[k] <= 57:
+            power = min(power * 10 + (buffer[k] - 48), 1_000_000)
+            power_digits += 1
+            k += 1
+        if power_digits == 0:
+            return np.float32(0.0), k, False
+        exponent += -power if exponent_negative else power
+    while buffer[k] == 32 or buffer[k] == 9:
+        k += 1
+    if mantissa == 0:
+        return np.float32(-0.0 if negative else 0.0), k, True
+    magnitude = exponent + significant - 1  # the value is in [10**magnitude, 10**(magnitude+1))
+    if magnitude > 38:  # over float32's largest, 3.4e38: not finite
+        return np.float32(0.0), k, False
+    if magnitude < -46:  # under half of float32's smallest subnormal, 1.4e-45: zero
+        return np.float32(-0.0 if negative else 0.0), k, True
+    exact = exact and mantissa <= _EXACT_MANTISSA and -22 <= exponent <= 22
+    value = float(mantissa)
+    while exponent > 22:
+        value *= _POW10[22]
+        exponent -= 22
+    while exponent < -22:
+        value /= _POW10[22]
+        exponent += 22
+    value = value / _POW10[-exponent] if exponent < 0 else value * _POW10[exponent]
+    result = np.float32(-value if negative else value)
+    if not math.isfinite(result) or (not exact and _near_tie(value)):
+        return np.float32(0.0), k, False
+    return result, k, True
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _near_tie(value: float) -> bool:
+    """Whether a positive double lies next to a midpoint between two float32 values."""
+    if value >= _FLT_MIN:
+        spacing = math.ldexp(1.0, math.frexp(value)[1] - 24)
+    else:
+        spacing = _SUBNORMAL_SPACING
+    position = value / spacing
+    return abs(position - math.floor(position) - 0.5) < _TIE_MARGIN
