@@ -649,9 +649,7 @@ def _read_fast(
         if line is None:
             raise _no_header()
         start = handle.tell()
-        window = handle.read(_MAX_HEADER_BYTES + 3)  # room for "\r\n" after the limit
-        ends = [end for end in (window.find(b"\n"), window.find(b"\r")) if end >= 0]
-        end = min(ends, default=len(window))
+        window, end = _header_window(handle)
         if end > _MAX_HEADER_BYTES:
             raise _line_too_long(line, _MAX_HEADER_BYTES, header=True)
         header = window[:end]
@@ -672,6 +670,21 @@ def _read_fast(
         return _read_blocks(handle, size - data_start, layout, line + 1)
 
 
+def _header_window(handle: BinaryIO) -> tuple[bytes, int]:
+    """Bytes from the header's start to past its line break (read in growing steps, up to
+    just past the longest header allowed), and where its line break is (or the length)."""
+    window = b""
+    size = _BLANK_BYTES
+    while True:
+        more = handle.read(min(size, _MAX_HEADER_BYTES + 3 - len(window)))
+        window += more
+        ends = [end for end in (window.find(b"\n"), window.find(b"\r")) if end >= 0]
+        if ends or not more or len(window) == _MAX_HEADER_BYTES + 3:
+            end = min(ends, default=len(window))
+            if window[end : end + 1] == b"\r" and end + 1 == len(window) and more:
+                window += handle.read(1)  # "\r\n" or a lone "\r"?
+            return window, end
+        size *= 2
 def _skip_blank_lines(handle: BinaryIO) -> int | None:
     """Skip the blank lines before the header, as csv does, counting them; the header's line
     number (the handle at its start), or None if there is no other line."""
@@ -692,6 +705,7 @@ def _skip_blank_lines(handle: BinaryIO) -> int | None:
 def _read_blocks(
     handle: BinaryIO, data_bytes: int, layout: _Layout, first_line: int
 ) -> tuple[_Layout, _Rows, np.ndarray] | None:
+    data_start = handle.tell()
     targets = layout.targets()
     width = len(layout.fields)
     # A valid row has a separator after every field but the last (whose line break may be
@@ -727,9 +741,10 @@ def _read_blocks(
             matrix.resize((done + segments * slots, width), refcheck=False)
         status = np.empty(segments * slots, dtype=np.int8)
         records = np.empty((segments * slots, scan.RECORD_COLUMNS), dtype=np.int32)
+        codes = np.empty(segments * slots, dtype=np.uint64)
         counts = np.empty((segments, 3), dtype=np.int64)
         arguments = (buffer, filled, bounds, targets, matrix, done, slots, status, records,
-                     counts)
+                     codes, rows.table.key, counts)
         if filled < _PARALLEL_BYTES:
             # Waking threads costs more than a small file takes.
             for segment in range(segments):
@@ -739,12 +754,16 @@ def _read_blocks(
             # delays its own small segment.
             with numba.parallel_chunksize(1):
                 scan.parse_segments(*arguments)
-        if not _collect(buffer, status, records, counts, slots, first_line, layout, rows,
-                        matrix, done):
+        if not _collect(buffer, status, records, codes, counts, slots, first_line, layout,
+                        rows, matrix, done):
             return None
         first_line += int(counts[:, scan.LINES].sum())
         if final:
             break
+        if not done:  # room for the ids of as many rows as the rest seems to hold, at once
+            read = handle.tell() - data_start
+            rows.table.reserve(len(rows) * (data_bytes - read) // read,
+                               int(rows.table.starts[len(rows)]) * (data_bytes - read) // read)
         carry = filled - consumed
         buffer[:carry] = buffer[consumed:filled]
     matrix.resize((len(rows), width), refcheck=False)
@@ -755,6 +774,7 @@ def _collect(
     buffer: np.ndarray,
     status: np.ndarray,
     records: np.ndarray,
+    codes: np.ndarray,
     counts: np.ndarray,
     slots: int,
     first_line: int,
@@ -786,13 +806,12 @@ def _collect(
     line_start, line_end = picked[:, scan.LINE_START], picked[:, scan.LINE_END]
     limit = layout.max_line_bytes
     usable = (status[taken] == scan.OK) & (line_end - line_start <= limit)
-    id_columns = [picked[:, column].astype(np.int64)
-                  for column in (scan.ID_START, scan.ID_END, scan.ID_ESCAPED)]
+    scanned = (*(picked[:, column].astype(np.int64)
+                 for column in (scan.ID_START, scan.ID_END, scan.ID_STATE, scan.ID_SUFFIX)),
+               codes[taken])
     view = memoryview(buffer)
     index = 0
-    while (index := rows.table.add_block(buffer, *id_columns, usable, lines_of, index)) < len(
-        taken
-    ):
+    while (index := rows.table.add_block(buffer, scanned, usable, lines_of, index)) < len(taken):
         # Python's rules decide about this line: they raise, or take it as numba could not.
         line = int(lines_of[index])
         if status[taken[index]] == scan.ABORT:

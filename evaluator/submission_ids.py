@@ -18,8 +18,6 @@ import os
 import numba
 import numpy as np
 
-from evaluator.submission_scan import utf8_chars
-
 MAX_ID_CHARS = 1_000
 ZARR_SUFFIXES = (".zarr.zip", ".zarr")
 _SEPARATOR = 10  # a line feed between ids in the arena: no id read from a line holds one
@@ -32,6 +30,7 @@ UNICODE_SPACES = np.array(
 _ZARR = np.frombuffer(b".zarr", dtype=np.uint8)
 _ZARR_ZIP = np.frombuffer(b".zarr.zip", dtype=np.uint8)
 
+READY, ESCAPED, REFUSED = 0, 1, 2  # an id as the kernel left it (scanned_id)
 _TAKEN = -1  # _commit's answer when the id was new
 _FREE = np.uint64(2**64 - 1)  # an empty slot of the hash table
 _ROW = np.uint64(2**32 - 1)  # the row's bits in a slot
@@ -88,19 +87,21 @@ class IdTable:
     def add_block(
         self,
         buffer: np.ndarray,
-        id_starts: np.ndarray,
-        id_ends: np.ndarray,
-        escaped: np.ndarray,
+        scanned: tuple[np.ndarray, ...],
         usable: np.ndarray,
         lines: np.ndarray,
         first: int,
     ) -> int:
         """Add rows first, first + 1, ... of a parsed block until one needs Python's rules
-        (not usable, or an id they may reject); its index, or the number of rows."""
-        self.reserve(len(lines) - first, int(np.where(usable, id_ends - id_starts, 0).sum()))
-        return int(_add_block(buffer, id_starts, id_ends, escaped, usable, lines, first,
-                              self.arena, self.starts, self.hashes, self.lines, self.suffixes,
-                              self.slots, self.size, self.key))
+        (not usable, or an id they may reject); its index, or the number of rows.
+
+        scanned: per row, scanned_id's start, end, state, suffix and hash.
+        """
+        starts, ends = scanned[0], scanned[1]
+        self.reserve(len(lines) - first, int(np.where(usable, ends - starts, 0).sum()))
+        return int(_add_block(buffer, *scanned, usable, lines, first, self.arena, self.starts,
+                              self.hashes, self.lines, self.suffixes, self.slots, self.size,
+                              self.key))
 
     def ids(self) -> np.ndarray:
         """Every id as a str (object array, file order): one decode and one split."""
@@ -145,7 +146,7 @@ def _commit(
     equal id already taken (_TAKEN when it is new)."""
     row = size[0]
     start = starts[row]
-    code = _siphash(key, arena, start, end)
+    code = siphash(key, arena, start, end)
     other = _find_or_insert(arena, starts, hashes, slots, code, start, end, row)
     if other >= 0:
         return lines[other]
@@ -180,85 +181,131 @@ def _find_or_insert(
 
 @numba.njit(cache=True, nogil=True)
 def _add_block(
-    buffer: np.ndarray, id_starts: np.ndarray, id_ends: np.ndarray, escaped: np.ndarray,
-    usable: np.ndarray, lines: np.ndarray, first: int,
-    arena: np.ndarray, starts: np.ndarray, hashes: np.ndarray, id_lines: np.ndarray,
-    suffixes: np.ndarray, slots: np.ndarray, size: np.ndarray, key: np.ndarray,
+    buffer: np.ndarray, id_starts: np.ndarray, id_ends: np.ndarray, id_states: np.ndarray,
+    id_suffixes: np.ndarray, id_codes: np.ndarray, usable: np.ndarray, lines: np.ndarray,
+    first: int, arena: np.ndarray, starts: np.ndarray, hashes: np.ndarray,
+    id_lines: np.ndarray, suffixes: np.ndarray, slots: np.ndarray, size: np.ndarray,
+    key: np.ndarray,
 ) -> int:
-    # Two passes: hashing between two probes of the table would keep the processor from
-    # waiting for several of them at once (one cache miss per row, each ~100 ns).
-    codes = np.empty(len(lines) - first, dtype=np.uint64)
-    ends = np.empty(len(lines) - first, dtype=np.int64)
-    kinds = np.empty(len(lines) - first, dtype=np.int8)
+    # Two passes: work between two probes of the table would keep the processor from
+    # waiting for several of them at once (one cache miss per row).
+    first_row = size[0]
+    row = first_row
     stop = len(lines)
-    start = starts[size[0]]
-    for index in range(first, len(lines)):  # normalise into the arena, one after another
-        if not usable[index]:
+    for index in range(first, len(lines)):  # rows to be, in the arena one after another
+        state = id_states[index]
+        if not usable[index] or state == REFUSED:
             stop = index
             break
-        end, bits = _copy_id(buffer, id_starts[index], id_ends[index], escaped[index], arena,
-                             start)
-        if end == start or (bits >= 0x80 and utf8_chars(arena, start, end) < 0):
-            stop = index  # empty, or not UTF-8
-            break
-        low, high = start, end
-        if bits >= 0x80 or arena[start] <= 32 or arena[end - 1] <= 32:  # (ASCII spaces)
-            low, high = _stripped(arena, start, end)
-        if high - low > MAX_ID_CHARS and utf8_chars(arena, low, high) > MAX_ID_CHARS:
-            stop = index
-            break
-        suffix = 0
-        if _ends_with(arena, low, high, _ZARR_ZIP):
-            suffix = len(_ZARR_ZIP)
-        elif _ends_with(arena, low, high, _ZARR):
-            suffix = len(_ZARR)
-        high -= suffix
-        if high == low:  # empty
-            stop = index
-            break
-        if low > start:  # move the normalised id to the row's start
-            for k in range(low, high):
+        start = starts[row]
+        if state == READY:  # normalised and hashed by the kernel
+            end = start
+            for k in range(id_starts[index], id_ends[index]):
+                arena[end] = buffer[k]
+                end += 1
+            code, suffix = id_codes[index], id_suffixes[index]
+        else:  # quoted with "" in it: unquote, then normalise
+            end, bits = _unquote(buffer, id_starts[index], id_ends[index], arena, start)
+            low, high, suffix, fine = normalised(arena, start, end, bits)
+            if not fine:
+                stop = index
+                break
+            for k in range(low, high):  # (low >= start: a forward copy is safe)
                 arena[start + k - low] = arena[k]
-        end = start + high - low
+            end = start + high - low
+            code = siphash(key, arena, start, end)
         arena[end] = _SEPARATOR
-        codes[index - first] = _siphash(key, arena, start, end)
-        ends[index - first] = end
-        kinds[index - first] = suffix
-        start = end + 1
-    for index in range(first, stop):  # then take them in order, up to a duplicate
-        row = size[0]
-        end = ends[index - first]
-        code = codes[index - first]
-        if _find_or_insert(arena, starts, hashes, slots, code, starts[row], end, row) >= 0:
-            return index  # Python's rules word the message
         hashes[row] = code
         id_lines[row] = lines[index]
-        suffixes[row] = kinds[index - first]
+        suffixes[row] = suffix
         starts[row + 1] = end + 1
-        size[0] = row + 1
+        row += 1
+    for row in range(first_row, first_row + stop - first):  # taken in order, up to a duplicate
+        if _find_or_insert(arena, starts, hashes, slots, hashes[row], starts[row],
+                           starts[row + 1] - 1, row) >= 0:
+            size[0] = row
+            return first + row - first_row  # Python's rules word the message
+    size[0] = first_row + stop - first
     return stop
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _copy_id(buffer: np.ndarray, start: int, end: int, escaped: bool, arena: np.ndarray,
+def scanned_id(
+    buffer: np.ndarray, start: int, end: int, quote_pairs: bool, bits: int, key: np.ndarray
+) -> tuple[int, int, int, int, np.uint64]:
+    """What the kernel can do for add_block: (state, start, end, suffix, hash)."""
+    if quote_pairs:
+        return ESCAPED, start, end, 0, np.uint64(0)
+    low, high, suffix, fine = normalised(buffer, start, end, bits)
+    if not fine:
+        return REFUSED, start, end, 0, np.uint64(0)
+    return READY, low, high, suffix, siphash(key, buffer, low, high)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def normalised(data: np.ndarray, start: int, end: int, bits: int) -> tuple[int, int, int, bool]:
+    """The id rules on data[start:end] (bits: its bytes or-ed): (start, end, suffix bytes,
+    fine); not fine: Python's rules must say why (not UTF-8, too long or empty)."""
+    if end == start or (bits >= 0x80 and utf8_chars(data, start, end) < 0):
+        return start, end, 0, False
+    low, high = start, end
+    if bits >= 0x80 or data[start] <= 32 or data[end - 1] <= 32:  # (ASCII white space)
+        low, high = _stripped(data, start, end)
+    if high - low > MAX_ID_CHARS and utf8_chars(data, low, high) > MAX_ID_CHARS:
+        return start, end, 0, False
+    suffix = 0
+    if _ends_with(data, low, high, _ZARR_ZIP):
+        suffix = len(_ZARR_ZIP)
+    elif _ends_with(data, low, high, _ZARR):
+        suffix = len(_ZARR)
+    return low, high - suffix, suffix, high - suffix > low
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _unquote(buffer: np.ndarray, start: int, end: int, arena: np.ndarray,
              to: int) -> tuple[int, int]:
-    """Copy the id's bytes to arena[to:], "" read as " in a quoted id: the end there, and
-    the bytes or-ed together (>= 0x80: not ASCII)."""
+    """Copy a quoted id to arena[to:], "" read as ": the end there, and the bytes or-ed."""
     bits = 0
     k = start
-    if escaped:
-        while k < end:
-            arena[to] = buffer[k]
-            bits |= buffer[k]
-            to += 1
-            k += 2 if buffer[k] == 34 else 1
-    else:
-        while k < end:
-            arena[to] = buffer[k]
-            bits |= buffer[k]
-            to += 1
-            k += 1
+    while k < end:
+        arena[to] = buffer[k]
+        bits |= buffer[k]
+        to += 1
+        k += 2 if buffer[k] == 34 else 1
     return to, bits
+
+
+@numba.njit(cache=True, nogil=True)
+def utf8_chars(data: np.ndarray, start: int, end: int) -> int:
+    """Characters in data[start:end], or -1 unless it is UTF-8 as Python's decoder says."""
+    count = 0
+    k = start
+    while k < end:
+        c = data[k]
+        if c < 0x80:
+            k += 1
+            count += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            size, low, high = 2, 0x80, 0xBF
+        elif 0xE0 <= c <= 0xEF:
+            size = 3
+            low = 0xA0 if c == 0xE0 else 0x80
+            high = 0x9F if c == 0xED else 0xBF  # no surrogates
+        elif 0xF0 <= c <= 0xF4:
+            size = 4
+            low = 0x90 if c == 0xF0 else 0x80
+            high = 0x8F if c == 0xF4 else 0xBF  # nothing past U+10FFFF
+        else:
+            return -1
+        if k + size > end or not low <= data[k + 1] <= high:
+            return -1
+        for q in range(k + 2, k + size):
+            if not 0x80 <= data[q] <= 0xBF:
+                return -1
+        k += size
+        count += 1
+    return count
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -350,7 +397,7 @@ def _sip_round(
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _siphash(key: np.ndarray, data: np.ndarray, start: int, end: int) -> np.uint64:
+def siphash(key: np.ndarray, data: np.ndarray, start: int, end: int) -> np.uint64:
     """SipHash-1-3 of data[start:end] (CPython's str hash since 3.11)."""
     v0 = key[0] ^ np.uint64(0x736F6D6570736575)
     v1 = key[1] ^ np.uint64(0x646F72616E646F6D)

@@ -14,15 +14,18 @@ import math
 import numba
 import numpy as np
 
+from evaluator.submission_ids import scanned_id, utf8_chars
+
 MAX_CELL_CHARS = 100  # one embedding value; float64's longest repr has 24 characters
 FIELD_LIMIT = csv.field_size_limit()  # characters: csv refuses a longer field
 ID_BYTES = 4_000  # four bytes per character of the longest id: a longer one is refused
 
 OK, PYTHON, ABORT = 0, 1, 2  # a line's fate: parsed, re-parsed by Python, slow reader
-# Columns of a line's record: the id's bytes (quote pairs in it when ID_ESCAPED), the line's
-# bytes without its line break, and its line number counted from the segment's start.
-ID_START, ID_END, ID_ESCAPED, LINE_START, LINE_END, LINE = range(6)
-RECORD_COLUMNS = 6
+# Columns of a line's record (int32): the id as scanned_id left it (bytes, state, suffix;
+# its hash is in a separate array), the line's bytes without its line break, and its line
+# number counted from the segment's start.
+ID_START, ID_END, ID_STATE, ID_SUFFIX, LINE_START, LINE_END, LINE = range(7)
+RECORD_COLUMNS = 7
 ROWS, LINES, CUT = range(3)  # a segment's counts; CUT: it ran out of row slots there
 
 # Bytes: 34 is ", 44 is a comma, 10 a line feed (LF), 13 a carriage return (CR).
@@ -71,13 +74,14 @@ def parse_segments(
     slots: int,
     status: np.ndarray,
     records: np.ndarray,
+    codes: np.ndarray,
+    key: np.ndarray,
     counts: np.ndarray,
 ) -> None:
     """Parse the segments in parallel (see parse_segment)."""
     for segment in numba.prange(bounds.shape[0] - 1):
-        parse_segment(
-            buffer, filled, bounds, targets, matrix, done, slots, status, records, counts, segment
-        )
+        parse_segment(buffer, filled, bounds, targets, matrix, done, slots, status, records,
+                      codes, key, counts, segment)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -91,6 +95,8 @@ def parse_segment(
     slots: int,
     status: np.ndarray,
     records: np.ndarray,
+    codes: np.ndarray,
+    key: np.ndarray,
     counts: np.ndarray,
     segment: int,
 ) -> None:
@@ -99,7 +105,8 @@ def parse_segment(
     One pass over the bytes: numbers end at the first non-digit, so no line splitting is
     needed beforehand. targets: per header field, its matrix column, -1 for the id, -2 for
     an ignored field. status says which lines Python must re-parse (or that the slow reader
-    must take over); counts[segment] = (rows, lines, cut).
+    must take over); codes get the ids' hashes (key: the id table's); counts[segment] =
+    (rows, lines, cut).
     """
     n_fields = targets.shape[0]
     k = bounds[segment]
@@ -128,7 +135,6 @@ def parse_segment(
         out = matrix[done + slot]
         state = OK
         field_index = 0
-        records[slot, ID_ESCAPED] = 0
         while True:
             target = targets[field_index]
             quoted = buffer[k] == 34
@@ -146,7 +152,7 @@ def parse_segment(
                     break
                 out[target] = value
             else:
-                start, end, k, escaped, text = _scan_text(buffer, k, filled, quoted)
+                start, end, k, pairs, bits, text = _scan_text(buffer, k, filled, quoted)
                 if not text:
                     state = PYTHON
                     break
@@ -154,10 +160,15 @@ def parse_segment(
                     if end - start > ID_BYTES:  # Python says which limit
                         state = PYTHON
                         break
+                    id_state, start, end, suffix, code = scanned_id(buffer, start, end, pairs,
+                                                                    bits, key)
                     records[slot, ID_START] = start
                     records[slot, ID_END] = end
-                    records[slot, ID_ESCAPED] = escaped
-                elif end - start > FIELD_LIMIT or utf8_chars(buffer, start, end) < 0:
+                    records[slot, ID_STATE] = id_state
+                    records[slot, ID_SUFFIX] = suffix
+                    codes[slot] = code
+                elif end - start > FIELD_LIMIT or (bits >= 0x80 and
+                                                   utf8_chars(buffer, start, end) < 0):
                     state = PYTHON
                     break
             field_index += 1
@@ -190,35 +201,38 @@ def parse_segment(
 @numba.njit(cache=True, nogil=True, inline="always")
 def _scan_text(
     buffer: np.ndarray, k: int, filled: int, quoted: bool
-) -> tuple[int, int, int, bool, bool]:
-    """An id or ignored field at k: (start, end, next k, has "" pairs, taken).
+) -> tuple[int, int, int, bool, int, bool]:
+    """An id or ignored field at k: (start, end, next k, has "" pairs, bytes or-ed, taken).
 
     taken=False: a quoted field that does not close on this line or is followed by more
     characters before the separator (csv would append them): Python decides.
     """
+    bits = 0
     if not quoted:
         start = k
         while k < filled:
             c = buffer[k]
             if c == 44 or c == 10 or c == 13:
                 break
+            bits |= c
             k += 1
-        return start, k, k, False, True
+        return start, k, k, False, bits, True
     k += 1
     start = k
-    escaped = False
+    pairs = False
     while k < filled:
         c = buffer[k]
         if c == 34:
             if buffer[k + 1] != 34:  # buffer[filled] is a pad byte, never a quote
-                return start, k, k + 1, escaped, True
-            escaped = True
+                return start, k, k + 1, pairs, bits, True
+            pairs = True
             k += 2
             continue
         if c == 10 or c == 13:
             break
+        bits |= c
         k += 1
-    return start, k, k, escaped, False
+    return start, k, k, pairs, bits, False
 
 
 @numba.njit(cache=True, nogil=True)
@@ -238,39 +252,6 @@ def ends_in_quotes(buffer: np.ndarray, start: int, end: int) -> bool:
         else:
             state = 2 if c == 34 else 0 if c == 44 else 1
     return state == 2
-
-
-@numba.njit(cache=True, nogil=True)
-def utf8_chars(data: np.ndarray, start: int, end: int) -> int:
-    """Characters in data[start:end], or -1 unless it is UTF-8 as Python's decoder says."""
-    count = 0
-    k = start
-    while k < end:
-        c = data[k]
-        if c < 0x80:
-            k += 1
-            count += 1
-            continue
-        if 0xC2 <= c <= 0xDF:
-            size, low, high = 2, 0x80, 0xBF
-        elif 0xE0 <= c <= 0xEF:
-            size = 3
-            low = 0xA0 if c == 0xE0 else 0x80
-            high = 0x9F if c == 0xED else 0xBF  # no surrogates
-        elif 0xF0 <= c <= 0xF4:
-            size = 4
-            low = 0x90 if c == 0xF0 else 0x80
-            high = 0x8F if c == 0xF4 else 0xBF  # nothing past U+10FFFF
-        else:
-            return -1
-        if k + size > end or not low <= data[k + 1] <= high:
-            return -1
-        for q in range(k + 2, k + size):
-            if not 0x80 <= data[q] <= 0xBF:
-                return -1
-        k += size
-        count += 1
-    return count
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
