@@ -13,6 +13,9 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from evaluator.submission_ids import scanned_id, utf8_chars
 
@@ -33,7 +36,6 @@ _POW10 = np.array([10.0**k for k in range(23)])  # exact doubles
 _FLT_MIN = 1.1754943508222875e-38  # smallest normal float32
 _FLT_BIG = 3.4e38  # below float32's overflow threshold
 _EXACT_MANTISSA = 1 << 53
-_SUBNORMAL_SPACING = 2.0**-149  # float32's spacing below _FLT_MIN
 _TIE_MARGIN = 1e-6  # of a float32 spacing: further from a rounding tie, the rounding is sure
 
 
@@ -327,87 +329,69 @@ def scan_number_carefully(
     buffer: np.ndarray, k: int, filled: int
 ) -> tuple[np.float32, int, bool]:
     """What scan_number leaves: blanks around the number, more than 19 digits, exponents
-    past 10**±22, subnormal float32 values.
+    past 10**±22, subnormal float32 values, rounding ties.
 
-    The first 19 significant digits make the mantissa (the rest only says whether it is
-    exact), the power of ten is applied in exact steps of 10**22: the double is then
-    within a few ulps of float(text), which gives the same float32 unless it lies next to
-    a float32 rounding tie. ok=False: no decimal number, not finite, or next to a tie:
-    Python decides.
+    The text is checked against the rules' grammar here, and converted by the C library's
+    strtod, which rounds correctly as Python's float() does: the same double, so the same
+    float32. ok=False: not a decimal number, too long, or not finite: Python says why.
     """
     while buffer[k] == 32 or buffer[k] == 9:
         k += 1
-    c = buffer[k]
-    negative = c == 45
-    k += negative | (c == 43)
-    mantissa = np.uint64(0)
-    significant = 0  # digits in the mantissa from its first non-zero one
-    exponent = 0
-    seen = 0
-    exact = True
+    start = k
+    k += buffer[k] == 45 or buffer[k] == 43
+    digits = 0
     fraction = False
     while True:
         if buffer[k] == 46 and not fraction:
             fraction = True
-            k += 1
-            continue
-        digit = np.uint64(buffer[k]) - np.uint64(48)
-        if digit > 9:
-            break
-        seen += 1
-        k += 1
-        if significant < 19:
-            mantissa = mantissa * np.uint64(10) + digit
-            significant += mantissa > 0
-            exponent -= fraction
+        elif 48 <= buffer[k] <= 57:
+            digits += 1
         else:
-            exponent += not fraction
-            exact = exact and digit == 0
-    if seen == 0:
+            break
+        k += 1
+    if digits == 0:
         return np.float32(0.0), k, False
     if buffer[k] == 101 or buffer[k] == 69:
         k += 1
-        exponent_negative = buffer[k] == 45
-        k += exponent_negative | (buffer[k] == 43)
-        power = 0
-        power_digits = 0
+        k += buffer[k] == 45 or buffer[k] == 43
+        power_start = k
         while 48 <= buffer[k] <= 57:
-            power = min(power * 10 + (buffer[k] - 48), 1_000_000)
-            power_digits += 1
             k += 1
-        if power_digits == 0:
+        if k == power_start:
             return np.float32(0.0), k, False
-        exponent += -power if exponent_negative else power
+    end = k
     while buffer[k] == 32 or buffer[k] == 9:
         k += 1
-    if mantissa == 0:
-        return np.float32(-0.0 if negative else 0.0), k, True
-    magnitude = exponent + significant - 1  # the value is in [10**magnitude, 10**(magnitude+1))
-    if magnitude > 38:  # over float32's largest, 3.4e38: not finite
+    if end - start > MAX_CELL_CHARS:
         return np.float32(0.0), k, False
-    if magnitude < -46:  # under half of float32's smallest subnormal, 1.4e-45: zero
-        return np.float32(-0.0 if negative else 0.0), k, True
-    exact = exact and mantissa <= _EXACT_MANTISSA and -22 <= exponent <= 22
-    value = float(mantissa)
-    while exponent > 22:
-        value *= _POW10[22]
-        exponent -= 22
-    while exponent < -22:
-        value /= _POW10[22]
-        exponent += 22
-    value = value / _POW10[-exponent] if exponent < 0 else value * _POW10[exponent]
-    result = np.float32(-value if negative else value)
-    if not math.isfinite(result) or (not exact and _near_tie(value)):
+    text = np.zeros(end - start + 1, dtype=np.uint8)  # ended by a NUL byte, as C wants
+    text[: end - start] = buffer[start:end]
+    stopped = np.zeros(1, dtype=np.uintp)
+    value = _strtod(text.ctypes.data, stopped.ctypes.data)
+    result = np.float32(value)
+    # Under a locale whose decimal point is not "." strtod stops early: Python decides.
+    if stopped[0] != text.ctypes.data + end - start or not math.isfinite(result):
         return np.float32(0.0), k, False
     return result, k, True
 
 
+@intrinsic
+def _strtod(typing_context: object, text: types.Type, stopped: types.Type) -> tuple:
+    """C's double strtod(const char *text, char **stopped), on addresses."""
+    signature = types.float64(types.uintp, types.uintp)
+
+    def generate(context: object, builder: ir.IRBuilder, _: object, arguments: list) -> object:
+        char_pointer = ir.IntType(8).as_pointer()
+        function_type = ir.FunctionType(ir.DoubleType(), [char_pointer, char_pointer.as_pointer()])
+        function = cgutils.get_or_insert_function(builder.module, function_type, "strtod")
+        return builder.call(function, [builder.inttoptr(arguments[0], char_pointer),
+                                       builder.inttoptr(arguments[1], char_pointer.as_pointer())])
+
+    return signature, generate
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
 def _near_tie(value: float) -> bool:
-    """Whether a positive double lies next to a midpoint between two float32 values."""
-    if value >= _FLT_MIN:
-        spacing = math.ldexp(1.0, math.frexp(value)[1] - 24)
-    else:
-        spacing = _SUBNORMAL_SPACING
-    position = value / spacing
+    """Whether a positive normal double lies next to a midpoint between two float32 values."""
+    position = value / math.ldexp(1.0, math.frexp(value)[1] - 24)
     return abs(position - math.floor(position) - 0.5) < _TIE_MARGIN
