@@ -198,7 +198,7 @@ def cases(quick: bool) -> list[tuple[str, str, Callable[[Path], None], int | Non
          dialect(full, 1024, lambda line: line + "1234567890123", newline="\n"), None),
         ("dialect", "odd: full-size, a line break in every id (csv module)",
          dialect(full, 1024, break_id), None),
-        ("dialect", "hostile full-size, a value at a float32 tie on every row (Python)",
+        ("dialect", "hostile full-size, a value at a float32 tie on every row",
          dialect(full, 1024, lambda line: line.rsplit(",", 1)[0] + ",1.000000059604644775390625"),
          None),
         ("dialect", "hostile full-size, then 1 MB of short bad lines",

@@ -20,6 +20,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -45,7 +46,7 @@ _BYTES_PER_COLUMN = 128  # a line may use this much per header field, plus _LINE
 _LINE_SLACK = 4_096  # room for a long (multi-byte) id
 _MAX_HEADER_BYTES = _LINE_SLACK + _BYTES_PER_COLUMN * MAX_COLUMNS  # ~8.4 MB
 
-_BLOCK_BYTES = 16 << 20  # fewer parallel launches; each can wait for a busy core
+_BLOCK_BYTES = 8 << 20  # two in use (one parsed, one collected); fewer, larger: fewer launches
 _MAX_SHOWN = 40  # characters of a participant's value quoted back in a message
 
 # A cell the rules accept: a decimal number, or NaN/inf (accepted here, rejected as
@@ -702,11 +703,28 @@ def _skip_blank_lines(handle: BinaryIO) -> int | None:
     return None
 
 
+@dataclass
+class _Block:
+    """One buffer of lines: what the kernel made of them, and where their rows go."""
+
+    buffer: np.ndarray
+    filled: int  # bytes read into it (buffer[filled] is a pad byte)
+    final: bool  # the file ends here
+    bounds: np.ndarray  # segments' line-start offsets; the last: bytes of whole lines
+    first_line: int  # line number of buffer[0]
+    done: int  # matrix row of its first row
+    slots: int  # rows room per segment
+    status: np.ndarray
+    records: np.ndarray
+    codes: np.ndarray
+    counts: np.ndarray
+
+
 def _read_blocks(
     handle: BinaryIO, data_bytes: int, layout: _Layout, first_line: int
 ) -> tuple[_Layout, _Rows, np.ndarray] | None:
-    data_start = handle.tell()
-    targets = layout.targets()
+    """Parse block after block; the ids of one are taken while the kernel parses the next
+    (a narrow file has as much id work as number work)."""
     width = len(layout.fields)
     # A valid row has a separator after every field but the last (whose line break may be
     # missing) and a character in the id and in every embedding cell: a bound on the rows
@@ -715,106 +733,143 @@ def _read_blocks(
     block_bytes = min(_BLOCK_BYTES, _MAX_SLOTS * min_row_bytes, data_bytes + 1)
     # Untouched pages of this upper bound cost no memory; resize() gives back the rest.
     matrix = np.empty((data_bytes // min_row_bytes + 64, width), dtype=np.float32)
-    # One byte more than is read: the kernel relies on a non-digit after the last line.
-    buffer = np.empty(block_bytes + 1, dtype=np.uint8)
     segments = max(1, min(4 * numba.get_num_threads(), block_bytes // _MIN_SEGMENT_BYTES))
     rows = _Rows()
-    carry = 0
-    while True:
-        space = memoryview(buffer)[carry:-1]
-        got = handle.readinto(space) or 0
-        filled = carry + got
-        final = got == 0  # not a short read: that could silently drop the rest
-        buffer[filled] = 0
-        bounds = scan.segment_bounds(buffer, filled, final, segments)
-        consumed = int(bounds[-1])
-        if consumed == 0 and not final:  # no complete line yet
-            if filled - 1 > layout.max_line_bytes:  # (the last byte may be the "\r" of "\r\n")
-                raise _line_too_long(first_line, layout.max_line_bytes, header=False)
-            if filled == len(buffer) - 1:  # a line longer than the buffer
-                buffer = np.concatenate([buffer[:filled], np.empty(filled + 1, np.uint8)])
-            carry = filled
-            continue
-        slots = int(np.diff(bounds).max()) // min_row_bytes + 1
-        done = len(rows)
-        if done + segments * slots > matrix.shape[0]:
-            matrix.resize((done + segments * slots, width), refcheck=False)
-        status = np.empty(segments * slots, dtype=np.int8)
-        records = np.empty((segments * slots, scan.RECORD_COLUMNS), dtype=np.int32)
-        codes = np.empty(segments * slots, dtype=np.uint64)
-        counts = np.empty((segments, 3), dtype=np.int64)
-        arguments = (buffer, filled, bounds, targets, matrix, done, slots, status, records,
-                     codes, rows.table.key, counts)
-        if filled < _PARALLEL_BYTES:
-            # Waking threads costs more than a small file takes.
-            for segment in range(segments):
-                scan.parse_segment(*arguments, segment)
-        else:
-            # Dynamic scheduling: a thread that loses its core to another process only
-            # delays its own small segment.
-            with numba.parallel_chunksize(1):
-                scan.parse_segments(*arguments)
-        if not _collect(buffer, status, records, codes, counts, slots, first_line, layout,
-                        rows, matrix, done):
-            return None
-        first_line += int(counts[:, scan.LINES].sum())
-        if final:
-            break
-        if not done:  # room for the ids of as many rows as the rest seems to hold, at once
-            read = handle.tell() - data_start
-            rows.table.reserve(len(rows) * (data_bytes - read) // read,
-                               int(rows.table.starts[len(rows)]) * (data_bytes - read) // read)
-        carry = filled - consumed
-        buffer[:carry] = buffer[consumed:filled]
+    # One byte more than is read: the kernel relies on a non-digit after the last line.
+    buffers = [np.empty(block_bytes + 1, dtype=np.uint8)]
+    block = _read_block(handle, buffers[0], None, first_line, 0, layout, matrix, segments)
+    _parse(block, layout, matrix, rows.table.key)
+    with ThreadPoolExecutor(1) as pool:  # leaving it waits for the kernel
+        while True:
+            taken, lines = _compact(block, matrix)
+            parsing, following = None, None
+            if not block.final and not block.counts[:, scan.CUT].any():
+                buffers.append(buffers.pop(0) if len(buffers) == 2 else np.empty_like(buffers[0]))
+                following = _read_block(
+                    handle, buffers[-1], block, block.first_line + int(
+                        block.counts[:, scan.LINES].sum()), block.done + len(taken), layout,
+                    matrix, segments)
+                buffers[-1] = following.buffer
+                parsing = pool.submit(_parse, following, layout, matrix, rows.table.key)
+            if not _collect(block, taken, lines, layout, rows, matrix):
+                return None
+            rows.table.decode()
+            if block.done == 0 and following is not None:  # room for all ids at once
+                read = int(block.bounds[-1])
+                rows.table.reserve(len(rows) * (data_bytes - read) // read,
+                                   int(rows.table.starts[len(rows)]) * (data_bytes - read) // read)
+            if parsing is None:
+                break
+            parsing.result()
+            block = following
     matrix.resize((len(rows), width), refcheck=False)
     return layout, rows, matrix
 
 
-def _collect(
+def _read_block(
+    handle: BinaryIO,
     buffer: np.ndarray,
-    status: np.ndarray,
-    records: np.ndarray,
-    codes: np.ndarray,
-    counts: np.ndarray,
-    slots: int,
+    previous: _Block | None,
     first_line: int,
-    layout: _Layout,
-    rows: _Rows,
-    matrix: np.ndarray,
     done: int,
-) -> bool:
-    """Close the gaps between segments' rows; take ids and Python's verdicts in line order.
+    layout: _Layout,
+    matrix: np.ndarray,
+    segments: int,
+) -> _Block:
+    """Read the next block into buffer, after the previous block's unfinished line, until
+    it holds a whole line (or the file ends); room for its rows in the matrix."""
+    carry = 0
+    if previous is not None:
+        consumed = int(previous.bounds[-1])
+        carry = previous.filled - consumed
+        if carry + 1 >= len(buffer):
+            buffer = np.empty_like(previous.buffer)
+        buffer[:carry] = previous.buffer[consumed : previous.filled]
+    while True:
+        got = handle.readinto(memoryview(buffer)[carry:-1]) or 0
+        filled = carry + got
+        final = got == 0  # not a short read: that could silently drop the rest
+        buffer[filled] = 0
+        bounds = scan.segment_bounds(buffer, filled, final, segments)
+        if bounds[-1] or final:
+            break
+        if filled - 1 > layout.max_line_bytes:  # (the last byte may be the "\r" of "\r\n")
+            raise _line_too_long(first_line, layout.max_line_bytes, header=False)
+        if filled == len(buffer) - 1:  # a line longer than the buffer
+            buffer = np.concatenate([buffer[:filled], np.empty(filled + 1, np.uint8)])
+        carry = filled
+    min_row_bytes = len(layout.names) + len(layout.fields)
+    slots = int(np.diff(bounds).max()) // min_row_bytes + 1
+    if done + segments * slots > matrix.shape[0]:  # (no kernel is running now)
+        matrix.resize((done + segments * slots, matrix.shape[1]), refcheck=False)
+    return _Block(
+        buffer, filled, final, bounds, first_line, done, slots,
+        status=np.empty(segments * slots, dtype=np.int8),
+        records=np.empty((segments * slots, scan.RECORD_COLUMNS), dtype=np.int32),
+        codes=np.empty(segments * slots, dtype=np.uint64),
+        counts=np.empty((segments, 3), dtype=np.int64),
+    )
 
-    False: a line needs the slow reader.
-    """
-    row = done
-    line_base = first_line
+
+def _parse(block: _Block, layout: _Layout, matrix: np.ndarray, key: np.ndarray) -> None:
+    arguments = (block.buffer, block.filled, block.bounds, layout.targets(), matrix, block.done,
+                 block.slots, block.status, block.records, block.codes, key, block.counts)
+    if block.filled < _PARALLEL_BYTES:
+        # Waking threads costs more than a small file takes.
+        for segment in range(len(block.counts)):
+            scan.parse_segment(*arguments, segment)
+    else:
+        # Dynamic scheduling: a thread that loses its core to another process only
+        # delays its own small segment.
+        with numba.parallel_chunksize(1):
+            scan.parse_segments(*arguments)
+
+
+def _compact(block: _Block, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Close the gaps between segments' rows: the slots taken, and their line numbers."""
+    row = block.done
+    line_base = block.first_line
     order, line_numbers = [], []
-    for segment, (count, lines, cut) in enumerate(counts.tolist()):
-        slot = segment * slots
+    for segment, (count, lines, cut) in enumerate(block.counts.tolist()):
+        slot = segment * block.slots
         if slot and count:
-            matrix[row : row + count] = matrix[done + slot : done + slot + count]
+            matrix[row : row + count] = matrix[block.done + slot : block.done + slot + count]
         order.append(np.arange(slot, slot + count))
-        line_numbers.append(records[slot : slot + count, scan.LINE].astype(np.int64) + line_base)
+        line_numbers.append(block.records[slot : slot + count, scan.LINE] + np.int64(line_base))
         row += count
         line_base += lines
         if cut:  # its later lines were not parsed: a wrong line among these must say so
             break
-    taken = np.concatenate(order)
-    lines_of = np.concatenate(line_numbers)
-    picked = records[taken]
+    return np.concatenate(order), np.concatenate(line_numbers)
+
+
+def _collect(
+    block: _Block,
+    taken: np.ndarray,
+    lines: np.ndarray,
+    layout: _Layout,
+    rows: _Rows,
+    matrix: np.ndarray,
+) -> bool:
+    """Take the block's ids, and Python's verdicts, in line order.
+
+    False: a line needs the slow reader.
+    """
+    picked = block.records[taken]
     line_start, line_end = picked[:, scan.LINE_START], picked[:, scan.LINE_END]
     limit = layout.max_line_bytes
-    usable = (status[taken] == scan.OK) & (line_end - line_start <= limit)
-    scanned = (*(picked[:, column].astype(np.int64)
+    usable = (block.status[taken] == scan.OK) & (line_end - line_start <= limit)
+    scanned = (*(picked[:, column]
                  for column in (scan.ID_START, scan.ID_END, scan.ID_STATE, scan.ID_SUFFIX)),
-               codes[taken])
-    view = memoryview(buffer)
+               block.codes[taken])
+    view = memoryview(block.buffer)
     index = 0
-    while (index := rows.table.add_block(buffer, scanned, usable, lines_of, index)) < len(taken):
+    while (index := rows.table.add_block(block.buffer, scanned, usable, lines, index)) < len(
+        taken
+    ):
         # Python's rules decide about this line: they raise, or take it as numba could not.
-        line = int(lines_of[index])
-        if status[taken[index]] == scan.ABORT:
+        line = int(lines[index])
+        if block.status[taken[index]] == scan.ABORT:
             return False
         if line_end[index] - line_start[index] > limit:
             raise _line_too_long(line, limit, header=False)
@@ -822,10 +877,10 @@ def _collect(
             text = str(view[line_start[index] : line_end[index]], "utf-8")
         except UnicodeDecodeError:
             raise _not_utf8(line) from None
-        raw_id, matrix[done + index] = _parse_record(_fields(text, line), line, layout)
+        raw_id, matrix[block.done + index] = _parse_record(_fields(text, line), line, layout)
         rows.add(raw_id, line)
         index += 1
-    return not counts[:, scan.CUT].any()
+    return not block.counts[:, scan.CUT].any()
 
 
 @numba.njit(cache=True, nogil=True)

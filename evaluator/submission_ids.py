@@ -49,6 +49,7 @@ class IdTable:
         # Per slot: the hash's upper half, then the row (a probe rarely reads more); _FREE.
         self.slots = np.full(1 << 11, _FREE, dtype=np.uint64)
         self.size = np.zeros(1, dtype=np.int64)  # rows; an array, for numba to update
+        self.decoded: list[str] = []  # the first rows as str
 
     def __len__(self) -> int:
         return int(self.size[0])
@@ -103,17 +104,22 @@ class IdTable:
                               self.hashes, self.lines, self.suffixes, self.slots, self.size,
                               self.key))
 
-    def ids(self) -> np.ndarray:
-        """Every id as a str (object array, file order): one decode and one split."""
-        count = len(self)
-        result = np.empty(count, dtype=object)
-        if count:
-            text = str(memoryview(self.arena[: self.starts[count] - 1]), "utf-8")
-            parts = text.split("\n")
-            if len(parts) != count:  # an id with a line break in it (a quoted one)
+    def decode(self) -> None:
+        """Make str of the ids added since the last call: one decode and one split."""
+        first, count = len(self.decoded), len(self)
+        if count > first:
+            arena = self.arena[self.starts[first] : self.starts[count] - 1]
+            parts = str(memoryview(arena), "utf-8").split("\n")
+            if len(parts) != count - first:  # an id with a line break in it (a quoted one)
                 parts = [str(memoryview(self.arena[self.starts[row] : self.starts[row + 1] - 1]),
-                             "utf-8") for row in range(count)]
-            result[:] = parts
+                             "utf-8") for row in range(first, count)]
+            self.decoded += parts
+
+    def ids(self) -> np.ndarray:
+        """Every id as a str (object array, file order)."""
+        self.decode()
+        result = np.empty(len(self), dtype=object)
+        result[:] = self.decoded
         return result
 
     def suffixed(self) -> tuple[int, list[int]]:
