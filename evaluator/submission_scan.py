@@ -139,22 +139,18 @@ def parse_segment(
         field_index = 0
         while True:
             target = targets[field_index]
-            quoted = buffer[k] == 34
             if target >= 0:
-                start = k + quoted
-                value, k, ok = scan_number(buffer, start, filled)
-                if not ok:
-                    value, k, ok = scan_number_carefully(buffer, start, filled)
-                length = k - start
-                if quoted:
-                    ok = ok and k < filled and buffer[k] == 34
-                    k += 1
-                if not ok or length > MAX_CELL_CHARS:  # Python says why
-                    state = PYTHON
-                    break
+                start = k
+                value, k, ok = scan_number(buffer, k, filled)
+                if not ok or k - start > MAX_CELL_CHARS:
+                    value, k, ok = _unusual_cell(buffer, start, filled)
+                    if not ok:  # Python says why
+                        state = PYTHON
+                        break
                 out[target] = value
             else:
-                start, end, k, pairs, bits, text = _scan_text(buffer, k, filled, quoted)
+                start, end, k, pairs, bits, text = _scan_text(buffer, k, filled,
+                                                              buffer[k] == 34)
                 if not text:
                     state = PYTHON
                     break
@@ -198,6 +194,21 @@ def parse_segment(
     counts[segment, ROWS] = rows
     counts[segment, LINES] = lines
     counts[segment, CUT] = cut
+
+
+@numba.njit(cache=True, nogil=True)
+def _unusual_cell(buffer: np.ndarray, k: int, filled: int) -> tuple[np.float32, int, bool]:
+    """A cell scan_number could not take: quoted, or for scan_number_carefully."""
+    quoted = buffer[k] == 34
+    start = k + quoted
+    value, k, ok = scan_number(buffer, start, filled)
+    if not ok:
+        value, k, ok = scan_number_carefully(buffer, start, filled)
+    length = k - start
+    if quoted:
+        ok = ok and k < filled and buffer[k] == 34
+        k += 1
+    return value, k, ok and length <= MAX_CELL_CHARS
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
