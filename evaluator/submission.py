@@ -635,6 +635,7 @@ class _CheckedLines:
 
 # --- the fast reader: numba over blocks of lines (submission_scan, submission_ids) ---------
 
+_MIN_BLOCK_BYTES = 1 << 20
 _MIN_SEGMENT_BYTES = 64 << 10
 _PARALLEL_BYTES = 1 << 20  # smaller blocks are parsed in one thread
 _MAX_SLOTS = 1 << 20  # rows per block; bounds the per-block bookkeeping of narrow files
@@ -730,7 +731,9 @@ def _read_blocks(
     # missing) and a character in the id and in every embedding cell: a bound on the rows
     # a stretch of bytes can hold.
     min_row_bytes = len(layout.names) + width
-    block_bytes = min(_BLOCK_BYTES, _MAX_SLOTS * min_row_bytes, data_bytes + 1)
+    # At least 8 blocks when it can: the ids of one are taken while the next is parsed.
+    block_bytes = min(_BLOCK_BYTES, max(_MIN_BLOCK_BYTES, data_bytes // 8),
+                      _MAX_SLOTS * min_row_bytes, data_bytes + 1)
     # Untouched pages of this upper bound cost no memory; resize() gives back the rest.
     matrix = np.empty((data_bytes // min_row_bytes + 64, width), dtype=np.float32)
     segments = max(1, min(4 * numba.get_num_threads(), block_bytes // _MIN_SEGMENT_BYTES))
@@ -741,17 +744,17 @@ def _read_blocks(
     _parse(block, layout, matrix, rows.table.key)
     with ThreadPoolExecutor(1) as pool:  # leaving it waits for the kernel
         while True:
-            taken, lines = _compact(block, matrix)
+            count, lines = _compact(block, matrix)
             parsing, following = None, None
             if not block.final and not block.counts[:, scan.CUT].any():
                 buffers.append(buffers.pop(0) if len(buffers) == 2 else np.empty_like(buffers[0]))
                 following = _read_block(
                     handle, buffers[-1], block, block.first_line + int(
-                        block.counts[:, scan.LINES].sum()), block.done + len(taken), layout,
+                        block.counts[:, scan.LINES].sum()), block.done + count, layout,
                     matrix, segments)
                 buffers[-1] = following.buffer
                 parsing = pool.submit(_parse, following, layout, matrix, rows.table.key)
-            if not _collect(block, taken, lines, layout, rows, matrix):
+            if not _collect(block, count, lines, layout, rows, matrix):
                 return None
             rows.table.decode()
             if block.done == 0 and following is not None:  # room for all ids at once
@@ -825,51 +828,53 @@ def _parse(block: _Block, layout: _Layout, matrix: np.ndarray, key: np.ndarray) 
             scan.parse_segments(*arguments)
 
 
-def _compact(block: _Block, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Close the gaps between segments' rows: the slots taken, and their line numbers."""
-    row = block.done
+def _compact(block: _Block, matrix: np.ndarray) -> tuple[int, np.ndarray]:
+    """Close the gaps between segments' rows (matrix, status, records, hashes): how many
+    rows there are, and their line numbers."""
+    row = 0
     line_base = block.first_line
-    order, line_numbers = [], []
+    bases = []
     for segment, (count, lines, cut) in enumerate(block.counts.tolist()):
         slot = segment * block.slots
         if slot and count:
-            matrix[row : row + count] = matrix[block.done + slot : block.done + slot + count]
-        order.append(np.arange(slot, slot + count))
-        line_numbers.append(block.records[slot : slot + count, scan.LINE] + np.int64(line_base))
+            done = block.done
+            matrix[done + row : done + row + count] = matrix[done + slot : done + slot + count]
+            for array in (block.status, block.records, block.codes):
+                array[row : row + count] = array[slot : slot + count]
+        bases.append(np.full(count, line_base, dtype=np.int64))
         row += count
         line_base += lines
         if cut:  # its later lines were not parsed: a wrong line among these must say so
             break
-    return np.concatenate(order), np.concatenate(line_numbers)
+    return row, np.concatenate(bases) + block.records[:row, scan.LINE]
 
 
 def _collect(
     block: _Block,
-    taken: np.ndarray,
+    count: int,
     lines: np.ndarray,
     layout: _Layout,
     rows: _Rows,
     matrix: np.ndarray,
 ) -> bool:
-    """Take the block's ids, and Python's verdicts, in line order.
+    """Take the block's ids (its first `count` rows, compacted), and Python's verdicts, in
+    line order.
 
     False: a line needs the slow reader.
     """
-    picked = block.records[taken]
-    line_start, line_end = picked[:, scan.LINE_START], picked[:, scan.LINE_END]
+    records = block.records[:count]
+    line_start, line_end = records[:, scan.LINE_START], records[:, scan.LINE_END]
     limit = layout.max_line_bytes
-    usable = (block.status[taken] == scan.OK) & (line_end - line_start <= limit)
-    scanned = (*(picked[:, column]
+    usable = (block.status[:count] == scan.OK) & (line_end - line_start <= limit)
+    scanned = (*(records[:, column]
                  for column in (scan.ID_START, scan.ID_END, scan.ID_STATE, scan.ID_SUFFIX)),
-               block.codes[taken])
+               block.codes[:count])
     view = memoryview(block.buffer)
     index = 0
-    while (index := rows.table.add_block(block.buffer, scanned, usable, lines, index)) < len(
-        taken
-    ):
+    while (index := rows.table.add_block(block.buffer, scanned, usable, lines, index)) < count:
         # Python's rules decide about this line: they raise, or take it as numba could not.
         line = int(lines[index])
-        if block.status[taken[index]] == scan.ABORT:
+        if block.status[index] == scan.ABORT:
             return False
         if line_end[index] - line_start[index] > limit:
             raise _line_too_long(line, limit, header=False)
