@@ -731,8 +731,9 @@ def _read_blocks(
     # missing) and a character in the id and in every embedding cell: a bound on the rows
     # a stretch of bytes can hold.
     min_row_bytes = len(layout.names) + width
-    # At least 8 blocks when it can: the ids of one are taken while the next is parsed.
-    block_bytes = min(_BLOCK_BYTES, max(_MIN_BLOCK_BYTES, data_bytes // 8),
+    # At least 8 blocks when rows are short (the ids of one are taken while the next is
+    # parsed); long rows make few ids, and fewer blocks launch fewer threads.
+    block_bytes = min(_BLOCK_BYTES, max(_MIN_BLOCK_BYTES, data_bytes // 8, 64 * min_row_bytes),
                       _MAX_SLOTS * min_row_bytes, data_bytes + 1)
     # Untouched pages of this upper bound cost no memory; resize() gives back the rest.
     matrix = np.empty((data_bytes // min_row_bytes + 64, width), dtype=np.float32)
@@ -741,7 +742,8 @@ def _read_blocks(
     # One byte more than is read: the kernel relies on a non-digit after the last line.
     buffers = [np.empty(block_bytes + 1, dtype=np.uint8)]
     block = _read_block(handle, buffers[0], None, first_line, 0, layout, matrix, segments)
-    _parse(block, layout, matrix, rows.table.key)
+    targets = layout.targets()
+    _parse(block, targets, matrix, rows.table.key)
     with ThreadPoolExecutor(1) as pool:  # leaving it waits for the kernel
         while True:
             count, lines = _compact(block, matrix)
@@ -753,7 +755,7 @@ def _read_blocks(
                         block.counts[:, scan.LINES].sum()), block.done + count, layout,
                     matrix, segments)
                 buffers[-1] = following.buffer
-                parsing = pool.submit(_parse, following, layout, matrix, rows.table.key)
+                parsing = pool.submit(_parse, following, targets, matrix, rows.table.key)
             if not _collect(block, count, lines, layout, rows, matrix):
                 return None
             rows.table.decode()
@@ -814,8 +816,8 @@ def _read_block(
     )
 
 
-def _parse(block: _Block, layout: _Layout, matrix: np.ndarray, key: np.ndarray) -> None:
-    arguments = (block.buffer, block.filled, block.bounds, layout.targets(), matrix, block.done,
+def _parse(block: _Block, targets: np.ndarray, matrix: np.ndarray, key: np.ndarray) -> None:
+    arguments = (block.buffer, block.filled, block.bounds, targets, matrix, block.done,
                  block.slots, block.status, block.records, block.codes, key, block.counts)
     if block.filled < _PARALLEL_BYTES:
         # Waking threads costs more than a small file takes.
