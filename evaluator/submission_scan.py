@@ -142,6 +142,10 @@ def parse_segment(
             if target >= 0:
                 start = k
                 value, k, ok = scan_number(buffer, k, filled)
+                if not ok and buffer[start] == 34:  # a quoted number: as common as the plain
+                    value, k, ok = scan_number(buffer, start + 1, filled)
+                    ok = ok and buffer[k] == 34 and k < filled
+                    k += 1
                 if not ok or k - start > MAX_CELL_CHARS:
                     value, k, ok = _unusual_cell(buffer, start, filled)
                     if not ok:  # Python says why
