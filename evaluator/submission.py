@@ -17,10 +17,11 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import re
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -636,6 +637,7 @@ class _CheckedLines:
 # --- the fast reader: numba over blocks of lines (submission_scan, submission_ids) ---------
 
 _MIN_BLOCK_BYTES = 1 << 20
+_PARSERS: dict[int, ThreadPoolExecutor] = {}  # by process id: see _parser
 _MIN_SEGMENT_BYTES = 64 << 10
 _PARALLEL_BYTES = 1 << 20  # smaller blocks are parsed in one thread
 _MAX_SLOTS = 1 << 20  # rows per block; bounds the per-block bookkeeping of narrow files
@@ -744,10 +746,11 @@ def _read_blocks(
     block = _read_block(handle, buffers[0], None, first_line, 0, layout, matrix, segments)
     targets = layout.targets()
     _parse(block, targets, matrix, rows.table.key)
-    with ThreadPoolExecutor(1) as pool:  # leaving it waits for the kernel
+    parsing: Future[None] | None = None
+    try:
         while True:
             count, lines = _compact(block, matrix)
-            parsing, following = None, None
+            following = None
             if not block.final and not block.counts[:, scan.CUT].any():
                 buffers.append(buffers.pop(0) if len(buffers) == 2 else np.empty_like(buffers[0]))
                 following = _read_block(
@@ -755,7 +758,7 @@ def _read_blocks(
                         block.counts[:, scan.LINES].sum()), block.done + count, layout,
                     matrix, segments)
                 buffers[-1] = following.buffer
-                parsing = pool.submit(_parse, following, targets, matrix, rows.table.key)
+                parsing = _parser().submit(_parse, following, targets, matrix, rows.table.key)
             if not _collect(block, count, lines, layout, rows, matrix):
                 return None
             rows.table.decode()
@@ -763,12 +766,25 @@ def _read_blocks(
                 read = int(block.bounds[-1])
                 rows.table.reserve(len(rows) * (data_bytes - read) // read,
                                    int(rows.table.starts[len(rows)]) * (data_bytes - read) // read)
-            if parsing is None:
+            if following is None or parsing is None:  # that was the last block
                 break
             parsing.result()
-            block = following
+            parsing, block = None, following
+    finally:
+        if parsing is not None:  # the kernel writes into the buffers and the matrix
+            wait([parsing])
     matrix.resize((len(rows), width), refcheck=False)
     return layout, rows, matrix
+
+
+def _parser() -> ThreadPoolExecutor:
+    """The thread that parses the blocks after the first, one per process: its numba
+    threads are started once, not for every read (a forked child makes its own)."""
+    pid = os.getpid()
+    if pid not in _PARSERS:
+        _PARSERS.clear()
+        _PARSERS[pid] = ThreadPoolExecutor(1, thread_name_prefix="submission-kernel")
+    return _PARSERS[pid]
 
 
 def _read_block(
