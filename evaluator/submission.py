@@ -2,10 +2,11 @@
 
 Two readers share one set of rules (spec/protocol.md section 1):
 
-* the fast reader, numba kernels over 16 MB blocks (submission_scan, submission_ids),
-  handles one record per line, quoted or not, and decimal numbers. Any line it is unsure
-  about is handed, on its own, to the Python rules below; a quoted field with a line break
-  in it (a record that spans lines) hands the whole file to the slow reader.
+* the fast reader, numba kernels over blocks of up to 8 MB (submission_scan: the bytes,
+  submission_ids: the ids), handles one record per line, quoted or not, any line break,
+  and decimal numbers. Any line it is unsure about is handed, on its own, to the Python
+  rules below; a quoted field with a line break in it (a record that spans lines) hands
+  the whole file to the slow reader.
 * the slow reader, Python's csv module, accepts every CSV dialect detail and defines the
   semantics: a cell's value is float32(float(text)).
 
@@ -146,9 +147,8 @@ class _Rows:
     def suffixed(self, ids: np.ndarray) -> tuple[int, list[str]]:
         """How many ids carried a .zarr suffix, and the first three as written."""
         count, rows = self.table.suffixed()
-        return count, [ids[row] + (ZARR_SUFFIXES[0] if self.table.suffixes[row] ==
-                                   len(ZARR_SUFFIXES[0]) else ZARR_SUFFIXES[1])
-                       for row in rows]
+        written = {len(suffix): suffix for suffix in ZARR_SUFFIXES}
+        return count, [ids[row] + written[int(self.table.suffixes[row])] for row in rows]
 
 
 def read_submission(
@@ -689,6 +689,8 @@ def _header_window(handle: BinaryIO) -> tuple[bytes, int]:
                 window += handle.read(1)  # "\r\n" or a lone "\r"?
             return window, end
         size *= 2
+
+
 def _skip_blank_lines(handle: BinaryIO) -> int | None:
     """Skip the blank lines before the header, as csv does, counting them; the header's line
     number (the handle at its start), or None if there is no other line."""

@@ -4,7 +4,8 @@ per row until the end.
 The ids' UTF-8 bytes live in one growing byte arena, separated by line feeds, and a keyed
 hash table (SipHash-1-3 with a random key per process, as Python's own str hash, so that no
 file can be crafted to collide) finds duplicates. The fast reader adds a whole block of ids
-in one numba call; the ids become Python strings once, in one decode, when the file is read.
+in one numba call (the kernel has already normalised and hashed them, in parallel); they
+become Python strings block by block, in one decode and one split each.
 
 The id rules, written twice (for one str in submission.py, for bytes here): strip white
 space as str.strip() does, then drop one .zarr.zip or .zarr suffix; an id is at most
@@ -20,7 +21,7 @@ import numpy as np
 
 MAX_ID_CHARS = 1_000
 ZARR_SUFFIXES = (".zarr.zip", ".zarr")
-_SEPARATOR = 10  # a line feed between ids in the arena: no id read from a line holds one
+_SEPARATOR = 10  # a line feed between ids in the arena (decode() copes with ids that hold one)
 
 # White space for str.strip() outside ASCII (tests check this list against Python's).
 UNICODE_SPACES = np.array(
@@ -33,7 +34,7 @@ _ZARR_ZIP = np.frombuffer(b".zarr.zip", dtype=np.uint8)
 READY, ESCAPED, REFUSED = 0, 1, 2  # an id as the kernel left it (scanned_id)
 _TAKEN = -1  # _commit's answer when the id was new
 _FREE = np.uint64(2**64 - 1)  # an empty slot of the hash table
-_ROW = np.uint64(2**32 - 1)  # the row's bits in a slot
+_ROW = np.uint64(2**32 - 1)  # the row's bits in a slot (a 1 GB file has < 2**29 rows)
 
 
 class IdTable:
@@ -127,9 +128,6 @@ class IdTable:
         suffixes = self.suffixes[: len(self)]
         rows = np.flatnonzero(suffixes)
         return len(rows), rows[:3].tolist()
-
-    def first_line(self, row: int) -> int:
-        return int(self.lines[row])
 
 
 @numba.njit(cache=True, nogil=True)

@@ -524,6 +524,7 @@ def test_header_longer_than_any_challenge(tmp_path: Path) -> None:
         (384, "id," + ",".join(map(str, range(200_000))) + "\na,1\n", "too_many_columns"),
         (None, "id,0,1\na,1,2\nb,3," + "4" * 9_000 + "\n", "line_too_long"),
         (None, "id,0,1\na,1,2\nb,3,x\n", "non_numeric"),
+        (None, 'id,"0",1\r"a ""1""",1,"2"\r"a ""1"" ",3,4\r', "duplicate_ids"),
     ],
 )
 def test_check_submission_and_evaluate_say_the_same(
