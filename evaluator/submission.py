@@ -886,7 +886,9 @@ def _collect(
     line_start, line_end = records[:, scan.LINE_START], records[:, scan.LINE_END]
     limit = layout.max_line_bytes
     usable = (block.status[:count] == scan.OK) & (line_end - line_start <= limit)
-    scanned = (*(records[:, column]
+    # (contiguous copies: a view's layout would depend on the count, and numba compiles
+    # for each layout)
+    scanned = (*(np.ascontiguousarray(records[:, column])
                  for column in (scan.ID_START, scan.ID_END, scan.ID_STATE, scan.ID_SUFFIX)),
                block.codes[:count])
     view = memoryview(block.buffer)

@@ -140,7 +140,7 @@ def _rehash(slots: np.ndarray, hashes: np.ndarray, count: int) -> None:
         slots[slot] = (hashes[row] >> np.uint64(32) << np.uint64(32)) | np.uint64(row)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _commit(
     arena: np.ndarray, starts: np.ndarray, hashes: np.ndarray, lines: np.ndarray,
     suffixes: np.ndarray, slots: np.ndarray, size: np.ndarray, key: np.ndarray,
@@ -265,7 +265,7 @@ def normalised(data: np.ndarray, start: int, end: int, bits: int) -> tuple[int, 
     return low, high - suffix, suffix, high - suffix > low
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _unquote(buffer: np.ndarray, start: int, end: int, arena: np.ndarray,
              to: int) -> tuple[int, int]:
     """Copy a quoted id to arena[to:], "" read as ": the end there, and the bytes or-ed."""
@@ -312,7 +312,7 @@ def utf8_chars(data: np.ndarray, start: int, end: int) -> int:
     return count
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _is_space(code_point: int) -> bool:
     if code_point < 128:
         return 9 <= code_point <= 13 or 28 <= code_point <= 32
@@ -322,7 +322,7 @@ def _is_space(code_point: int) -> bool:
     return False
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _stripped(data: np.ndarray, low: int, high: int) -> tuple[int, int]:
     """The bounds of data[low:high] (valid UTF-8) without white space at either end."""
     while low < high:
@@ -368,7 +368,7 @@ def _ends_with(data: np.ndarray, low: int, high: int, suffix: np.ndarray) -> boo
     return True
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _same(data: np.ndarray, a: int, a_end: int, b: int, b_end: int) -> bool:
     if a_end - a != b_end - b:
         return False

@@ -86,7 +86,7 @@ def parse_segments(
                       codes, key, counts, segment)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def parse_segment(
     buffer: np.ndarray,
     filled: int,
@@ -142,10 +142,8 @@ def parse_segment(
             if target >= 0:
                 start = k
                 value, k, ok = scan_number(buffer, k, filled)
-                if not ok and buffer[start] == 34:  # a quoted number: as common as the plain
-                    value, k, ok = scan_number(buffer, start + 1, filled)
-                    ok = ok and buffer[k] == 34 and k < filled
-                    k += 1
+                if not ok and buffer[start] == 34:  # a quoted number
+                    value, k, ok = _quoted_number(buffer, start, filled)
                 if not ok or k - start > MAX_CELL_CHARS:
                     value, k, ok = _unusual_cell(buffer, start, filled)
                     if not ok:  # Python says why
@@ -198,6 +196,13 @@ def parse_segment(
     counts[segment, ROWS] = rows
     counts[segment, LINES] = lines
     counts[segment, CUT] = cut
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _quoted_number(buffer: np.ndarray, k: int, filled: int) -> tuple[np.float32, int, bool]:
+    """scan_number for a number in quotes (k at the opening one), past the closing one."""
+    value, k, ok = scan_number(buffer, k + 1, filled)
+    return value, k + 1, ok and k < filled and buffer[k] == 34
 
 
 @numba.njit(cache=True, nogil=True)
@@ -380,7 +385,8 @@ def scan_number_carefully(
     if end - start > MAX_CELL_CHARS:
         return np.float32(0.0), k, False
     text = np.zeros(end - start + 1, dtype=np.uint8)  # ended by a NUL byte, as C wants
-    text[: end - start] = buffer[start:end]
+    for q in range(start, end):  # (a slice copy would compile its error message: seconds)
+        text[q - start] = buffer[q]
     stopped = np.zeros(1, dtype=np.uintp)
     value = _strtod(text.ctypes.data, stopped.ctypes.data)
     result = np.float32(value)
@@ -405,7 +411,7 @@ def _strtod(typing_context: object, text: types.Type, stopped: types.Type) -> tu
     return signature, generate
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def _near_tie(value: float) -> bool:
     """Whether a positive normal double lies next to a midpoint between two float32 values."""
     position = value / math.ldexp(1.0, math.frexp(value)[1] - 24)
