@@ -233,7 +233,7 @@ def _add_block(
     return stop
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(cache=True, nogil=True)
 def scanned_id(
     buffer: np.ndarray, start: int, end: int, quote_pairs: bool, bits: int, key: np.ndarray
 ) -> tuple[int, int, int, int, np.uint64]:

@@ -86,7 +86,7 @@ def parse_segments(
                       codes, key, counts, segment)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def parse_segment(
     buffer: np.ndarray,
     filled: int,
