@@ -2,10 +2,11 @@
 
 Two readers share one set of rules (spec/protocol.md section 1):
 
-* the fast reader, a numba kernel over 16 MB blocks, handles the files people actually
-  upload (one record per line, no quotes, plain decimal numbers). Any line it is unsure
-  about is handed, on its own, to the Python rules below; a quote or a lone carriage return
-  (a record may then span lines) hands the whole file to the slow reader.
+* the fast reader, numba kernels over blocks of up to 8 MB (submission_scan: the bytes,
+  submission_ids: the ids), handles one record per line, quoted or not, any line break,
+  and decimal numbers. Any line it is unsure about is handed, on its own, to the Python
+  rules below; a quoted field with a line break in it (a record that spans lines) hands
+  the whole file to the slow reader.
 * the slow reader, Python's csv module, accepts every CSV dialect detail and defines the
   semantics: a cell's value is float32(float(text)).
 
@@ -17,10 +18,11 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import math
+import os
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -28,25 +30,25 @@ from typing import BinaryIO
 import numba
 import numpy as np
 
+from evaluator import submission_scan as scan
 from evaluator.errors import SubmissionError
+from evaluator.submission_ids import MAX_ID_CHARS, ZARR_SUFFIXES, IdTable
+from evaluator.submission_scan import MAX_CELL_CHARS
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 1 << 30
 ZARR_FLAG = "zarr_zip_not_removed_from_id_column"
-ZARR_SUFFIXES = (".zarr.zip", ".zarr")
 
 # Limits far above any sane submission (the published one: 1,025 columns, ~7 KB lines,
 # 64-character ids), so that a hostile file is refused the moment it crosses one instead of
 # holding a worker: every check below costs time linear in the bytes seen so far.
 MAX_COLUMNS = 65_536  # header fields in all: id, embedding and ignored columns
-MAX_CELL_CHARS = 100  # one embedding value; float64's longest repr has 24 characters
-MAX_ID_CHARS = 1_000
 _BYTES_PER_COLUMN = 128  # a line may use this much per header field, plus _LINE_SLACK
 _LINE_SLACK = 4_096  # room for a long (multi-byte) id
 _MAX_HEADER_BYTES = _LINE_SLACK + _BYTES_PER_COLUMN * MAX_COLUMNS  # ~8.4 MB
 
-_BLOCK_BYTES = 16 << 20  # fewer parallel launches; each can wait for a busy core
+_BLOCK_BYTES = 8 << 20  # two in use (one parsed, one collected); fewer, larger: fewer launches
 _MAX_SHOWN = 40  # characters of a participant's value quoted back in a message
 
 # A cell the rules accept: a decimal number, or NaN/inf (accepted here, rejected as
@@ -102,44 +104,17 @@ class _Layout:
 
 
 class _Rows:
-    """Rows accepted so far: ids (normalised), their line numbers, duplicate detection."""
+    """Rows accepted so far: their ids (normalised), line numbers and duplicate detection.
+
+    Python's rules for one id at a time (add) and the fast reader's numba pass over a block
+    of ids (submission_ids) fill the same table.
+    """
 
     def __init__(self) -> None:
-        self.ids: list[str] = []
-        self.first_line: dict[str, int] = {}
-        self.suffixed: list[str] = []  # a few raw ids that carried a .zarr suffix
-        self.suffixed_count = 0
+        self.table = IdTable()
 
-    def add_many(self, raw_ids: list[str], lines: list[int], joined: str | None = None) -> bool:
-        """add() for a block of rows at once; False (and nothing added) if one is wrong.
-
-        joined: the raw ids as one string, if at hand; one scan of it spares the per-id
-        strip and suffix test when no id can need them (narrow files are mostly ids).
-        """
-        plain = joined is not None and joined.isascii() and not any(
-            space in joined for space in " \t\r\x0b\x0c\x1c\x1d\x1e\x1f"
-        )
-        ids = raw_ids if plain else [raw_id.strip() for raw_id in raw_ids]
-        if ids and max(map(len, ids)) > MAX_ID_CHARS:
-            return False
-        suffixed = [] if plain and ".zarr" not in (joined or "") else [
-            row for row, sample_id in enumerate(ids) if sample_id.endswith(ZARR_SUFFIXES)
-        ]
-        examples = [ids[row] for row in suffixed[:3]]
-        for row in suffixed:
-            ids[row] = _without_suffix(ids[row])
-        unique = set(ids)
-        # keys().isdisjoint scans the smaller side; set.isdisjoint(dict) would scan every id
-        # seen so far, once per block: quadratic in rows.
-        if "" in unique or len(unique) != len(ids) or not self.first_line.keys().isdisjoint(
-            unique
-        ):
-            return False  # add() row by row says where
-        self.suffixed_count += len(suffixed)
-        self.suffixed += examples[: 3 - len(self.suffixed)]
-        self.ids += ids
-        self.first_line.update(zip(ids, lines, strict=True))
-        return True
+    def __len__(self) -> int:
+        return len(self.table)
 
     def add(self, raw_id: str, line: int) -> None:
         sample_id = raw_id.strip()
@@ -151,33 +126,29 @@ class _Rows:
                 "challenge's id list) in the id column; check that the file is "
                 "comma-separated.",
             )
-        if sample_id.endswith(ZARR_SUFFIXES):
-            self.suffixed_count += 1
-            if len(self.suffixed) < 3:
-                self.suffixed.append(sample_id)
-            sample_id = _without_suffix(sample_id)
+        suffix = next((suffix for suffix in ZARR_SUFFIXES if sample_id.endswith(suffix)), "")
+        sample_id = sample_id[: len(sample_id) - len(suffix)]
         if not sample_id:
             raise SubmissionError(
                 "empty_id",
                 f"line {line}, column 'id': the id is empty. Every row needs the id of the "
                 "sample it embeds; fill it in or delete the row.",
             )
-        first = self.first_line.setdefault(sample_id, line)
-        if first != line:
-            note = " (after removing the .zarr.zip/.zarr suffix)" if self.suffixed_count else ""
+        first = self.table.insert(sample_id, line, len(suffix))
+        if first >= 0:
+            suffixed = suffix or self.table.suffixed()[0]
+            note = " (after removing the .zarr.zip/.zarr suffix)" if suffixed else ""
             raise SubmissionError(
                 "duplicate_ids",
                 f"line {line}, column 'id': id {_show(sample_id)} already appears on line "
                 f"{first}{note}. Each id must appear exactly once; keep one of the two rows.",
             )
-        self.ids.append(sample_id)
 
-
-def _without_suffix(sample_id: str) -> str:
-    for suffix in ZARR_SUFFIXES:
-        if sample_id.endswith(suffix):
-            return sample_id[: -len(suffix)]
-    return sample_id
+    def suffixed(self, ids: np.ndarray) -> tuple[int, list[str]]:
+        """How many ids carried a .zarr suffix, and the first three as written."""
+        count, rows = self.table.suffixed()
+        written = {len(suffix): suffix for suffix in ZARR_SUFFIXES}
+        return count, [ids[row] + written[int(self.table.suffixes[row])] for row in rows]
 
 
 def read_submission(
@@ -521,11 +492,13 @@ def _finish(layout: _Layout, rows: _Rows, matrix: np.ndarray) -> Submission:
             "embedding carries no information, so no probe can learn from it; check that "
             "you exported the real embeddings (not a placeholder or an all-zero array).",
         )
+    ids = rows.table.ids()
+    suffixed, suffixed_ids = rows.suffixed(ids)
     warnings = []
-    if rows.suffixed_count:
-        examples = ", ".join(_show(sample_id) for sample_id in rows.suffixed)
+    if suffixed:
+        examples = ", ".join(_show(sample_id) for sample_id in suffixed_ids)
         warnings.append(
-            f"{rows.suffixed_count} of {len(rows.ids)} ids ended in .zarr.zip or .zarr (e.g. "
+            f"{suffixed} of {len(ids)} ids ended in .zarr.zip or .zarr (e.g. "
             f"{examples}); the suffix was removed. Remove it from the id column yourself to "
             "silence this warning."
         )
@@ -537,11 +510,11 @@ def _finish(layout: _Layout, rows: _Rows, matrix: np.ndarray) -> Submission:
             f"by digits) and were ignored: {shown}{more}."
         )
     return Submission(
-        ids=np.asarray(rows.ids, dtype=object),
+        ids=ids,
         matrix=matrix,
         columns=layout.columns,
         warnings=warnings,
-        flags={ZARR_FLAG: rows.suffixed_count > 0},
+        flags={ZARR_FLAG: suffixed > 0},
     )
 
 
@@ -567,6 +540,31 @@ def _line_too_long(line: int, limit: int, header: bool) -> SubmissionError:
         "sample per line (id, then one short number per embedding column) and check that "
         "the line breaks were not lost.",
     )
+
+
+def _not_csv(line: int, error: csv.Error) -> SubmissionError:
+    return SubmissionError(
+        "not_csv",
+        f"line {line}: not readable as CSV ({error}). Check for an unmatched double "
+        "quote; a quoted value must end with a double quote.",
+    )
+
+
+def _no_header() -> SubmissionError:
+    return SubmissionError(
+        "empty_file", "the submission has no header row; the first line must be id,0,1,..."
+    )
+
+
+def _fields(text: str, line: int) -> list[str]:
+    """One line's fields as csv reads them (the line holds the whole record)."""
+    fields = text.split(",")
+    if '"' in text or max(map(len, fields)) > scan.FIELD_LIMIT:
+        try:
+            fields = next(csv.reader([text]))
+        except csv.Error as error:
+            raise _not_csv(line, error) from None
+    return fields
 
 
 def _not_utf8(line: int) -> SubmissionError:
@@ -604,15 +602,9 @@ def _read_slow(
                 rows.add(raw_id, line)
                 values.append(row)
         except csv.Error as error:
-            raise SubmissionError(
-                "not_csv",
-                f"line {start}: not readable as CSV ({error}). Check for an unmatched double "
-                "quote; a quoted value must end with a double quote.",
-            ) from None
+            raise _not_csv(start, error) from None
     if layout is None:
-        raise SubmissionError(
-            "empty_file", "the submission has no header row; the first line must be id,0,1,..."
-        )
+        raise _no_header()
     width = len(layout.fields)
     matrix = np.stack(values) if values else np.empty((0, width), dtype=np.float32)
     return layout, rows, matrix
@@ -642,184 +634,280 @@ class _CheckedLines:
             yield content
 
 
-# --- the fast reader: numba over blocks of lines ------------------------------------------
+# --- the fast reader: numba over blocks of lines (submission_scan, submission_ids) ---------
 
-_OK, _PYTHON, _ABORT = 0, 1, 2  # a line's fate: parsed, re-parsed by Python, slow reader
-_ID_START, _ID_END, _LINE_START, _LINE_END, _LINE = range(5)  # columns of a line's record
-
-_POW10 = np.array([10.0**k for k in range(23)])  # exact doubles
-_FLT_MIN = 1.1754943508222875e-38  # smallest normal float32; subnormals go to Python
-_FLT_BIG = 3.4e38  # below float32's overflow threshold
-_EXACT_MANTISSA = 1 << 53
+_MIN_BLOCK_BYTES = 1 << 20
+_PARSERS: dict[int, ThreadPoolExecutor] = {}  # by process id: see _parser
 _MIN_SEGMENT_BYTES = 64 << 10
 _PARALLEL_BYTES = 1 << 20  # smaller blocks are parsed in one thread
-_MAX_SLOTS = 1 << 16  # rows per block; bounds the per-block bookkeeping of narrow files
+_MAX_SLOTS = 1 << 20  # rows per block; bounds the per-block bookkeeping of narrow files
+_BLANK_BYTES = 64 << 10  # blank lines before the header are skipped this much at a time
 
 
 def _read_fast(
     path: Path, size: int, embedding_dim: int | None
 ) -> tuple[_Layout, _Rows, np.ndarray] | None:
-    """Parse the common dialect in parallel; None = let the slow reader decide."""
+    """Parse in parallel; None = let the slow reader decide (a record spans lines)."""
     with path.open("rb") as handle:
-        first = handle.readline(_MAX_HEADER_BYTES + 2)  # room for "\r\n" after the limit
-        header = first.rstrip(b"\n").removesuffix(b"\r")
-        if not header.strip() or b'"' in header or b"\r" in header:
-            return None
-        if len(header) > _MAX_HEADER_BYTES or (not first.endswith(b"\n") and len(first) < size):
-            raise _line_too_long(1, _MAX_HEADER_BYTES, header=True)
+        line = _skip_blank_lines(handle)
+        if line is None:
+            raise _no_header()
+        start = handle.tell()
+        window, end = _header_window(handle)
+        if end > _MAX_HEADER_BYTES:
+            raise _line_too_long(line, _MAX_HEADER_BYTES, header=True)
+        header = window[:end]
         try:
             text = header.decode("utf-8")
         except UnicodeDecodeError:
-            raise _not_utf8(1) from None
-        _check_field_count(text.count(",") + 1, embedding_dim, "line 1 (header)")
-        layout = _layout(text.split(","), embedding_dim)
-        if not first.endswith(b"\n"):
+            raise _not_utf8(line) from None
+        if '"' in text:
+            if scan.ends_in_quotes(np.frombuffer(header, dtype=np.uint8), 0, len(header)):
+                return None
+        else:  # before any per-column work
+            _check_field_count(text.count(",") + 1, embedding_dim, f"line {line} (header)")
+        layout = _layout(_fields(text, line), embedding_dim, line)
+        if end == len(window):
             return layout, _Rows(), np.empty((0, len(layout.fields)), dtype=np.float32)
-        return _read_blocks(handle, size - len(first), layout)
+        data_start = start + end + (2 if window[end : end + 2] == b"\r\n" else 1)
+        handle.seek(data_start)
+        return _read_blocks(handle, size - data_start, layout, line + 1)
+
+
+def _header_window(handle: BinaryIO) -> tuple[bytes, int]:
+    """Bytes from the header's start to past its line break (read in growing steps, up to
+    just past the longest header allowed), and where its line break is (or the length)."""
+    window = b""
+    size = _BLANK_BYTES
+    while True:
+        more = handle.read(min(size, _MAX_HEADER_BYTES + 3 - len(window)))
+        window += more
+        ends = [end for end in (window.find(b"\n"), window.find(b"\r")) if end >= 0]
+        if ends or not more or len(window) == _MAX_HEADER_BYTES + 3:
+            end = min(ends, default=len(window))
+            if window[end : end + 1] == b"\r" and end + 1 == len(window) and more:
+                window += handle.read(1)  # "\r\n" or a lone "\r"?
+            return window, end
+        size *= 2
+
+
+def _skip_blank_lines(handle: BinaryIO) -> int | None:
+    """Skip the blank lines before the header, as csv does, counting them; the header's line
+    number (the handle at its start), or None if there is no other line."""
+    line = 1
+    after_cr = False  # the previous piece ended in "\r": a "\n" first completes its "\r\n"
+    while piece := handle.read(_BLANK_BYTES):
+        rest = piece.lstrip(b"\r\n")
+        blank = piece[: len(piece) - len(rest)]
+        line += blank.count(b"\n") + blank.count(b"\r") - blank.count(b"\r\n")
+        line -= after_cr and blank.startswith(b"\n")
+        if rest:
+            handle.seek(-len(rest), io.SEEK_CUR)
+            return line
+        after_cr = piece.endswith(b"\r")
+    return None
+
+
+@dataclass
+class _Block:
+    """One buffer of lines: what the kernel made of them, and where their rows go."""
+
+    buffer: np.ndarray
+    filled: int  # bytes read into it (buffer[filled] is a pad byte)
+    final: bool  # the file ends here
+    bounds: np.ndarray  # segments' line-start offsets; the last: bytes of whole lines
+    first_line: int  # line number of buffer[0]
+    done: int  # matrix row of its first row
+    slots: int  # rows room per segment
+    status: np.ndarray
+    records: np.ndarray
+    codes: np.ndarray
+    counts: np.ndarray
 
 
 def _read_blocks(
-    handle: BinaryIO, data_bytes: int, layout: _Layout
+    handle: BinaryIO, data_bytes: int, layout: _Layout, first_line: int
 ) -> tuple[_Layout, _Rows, np.ndarray] | None:
-    targets = layout.targets()
+    """Parse block after block; the ids of one are taken while the kernel parses the next
+    (a narrow file has as much id work as number work)."""
     width = len(layout.fields)
     # A valid row has a separator after every field but the last (whose line break may be
     # missing) and a character in the id and in every embedding cell: a bound on the rows
     # a stretch of bytes can hold.
     min_row_bytes = len(layout.names) + width
-    block_bytes = min(_BLOCK_BYTES, _MAX_SLOTS * min_row_bytes, data_bytes + 1)
+    # At least 8 blocks when rows are short (the ids of one are taken while the next is
+    # parsed); long rows make few ids, and fewer blocks launch fewer threads.
+    block_bytes = min(_BLOCK_BYTES, max(_MIN_BLOCK_BYTES, data_bytes // 8, 64 * min_row_bytes),
+                      _MAX_SLOTS * min_row_bytes, data_bytes + 1)
     # Untouched pages of this upper bound cost no memory; resize() gives back the rest.
     matrix = np.empty((data_bytes // min_row_bytes + 64, width), dtype=np.float32)
-    # One byte more than is read: the kernel relies on a non-digit after the last line.
-    buffer = np.empty(block_bytes + 1, dtype=np.uint8)
     segments = max(1, min(4 * numba.get_num_threads(), block_bytes // _MIN_SEGMENT_BYTES))
     rows = _Rows()
-    carry = 0
-    first_line = 2  # line number of the buffer's first byte; the header is line 1
-    while True:
-        space = memoryview(buffer)[carry:-1]
-        got = handle.readinto(space) or 0
-        filled = carry + got
-        final = got == 0  # not a short read: that could silently drop the rest
-        buffer[filled] = 0
-        bounds = _segment_bounds(buffer, filled, final, segments)
-        consumed = int(bounds[-1])
-        if consumed == 0 and not final:  # no complete line yet
-            if filled - 1 > layout.max_line_bytes:  # (the last byte may be the "\r" of "\r\n")
-                if (buffer[: filled - 1] == 13).any():
-                    return None  # a lone CR ends a line for csv: the slow reader decides
-                raise _line_too_long(first_line, layout.max_line_bytes, header=False)
-            if filled == len(buffer) - 1:  # a line longer than the buffer
-                buffer = np.concatenate([buffer[:filled], np.empty(filled + 1, np.uint8)])
-            carry = filled
-            continue
-        slots = int(np.diff(bounds).max()) // min_row_bytes + 1
-        done = len(rows.ids)
-        if done + segments * slots > matrix.shape[0]:
-            matrix.resize((done + segments * slots, width), refcheck=False)
-        status = np.empty(segments * slots, dtype=np.int8)
-        records = np.empty((segments * slots, 5), dtype=np.int64)
-        counts = np.empty((segments, 2), dtype=np.int64)
-        arguments = (buffer, filled, bounds, targets, matrix, done, slots, status, records,
-                     counts)
-        if filled < _PARALLEL_BYTES:
-            # Waking threads costs more than a small file takes.
-            for segment in range(segments):
-                _parse_segment(*arguments, segment)
-        else:
-            # Dynamic scheduling: a thread that loses its core to another process only
-            # delays its own small segment.
-            with numba.parallel_chunksize(1):
-                _parse_segments(*arguments)
-        if (counts[:, 0] < 0).any():  # more short lines than a valid file can have
-            return None
-        if not _collect(buffer, status, records, counts, slots, first_line, layout, rows,
-                        matrix, done):
-            return None
-        first_line += int(counts[:, 1].sum())
-        if final:
-            break
-        carry = filled - consumed
-        buffer[:carry] = buffer[consumed:filled]
-    matrix.resize((len(rows.ids), width), refcheck=False)
+    # One byte more than is read: the kernel relies on a non-digit after the last line.
+    buffers = [np.empty(block_bytes + 1, dtype=np.uint8)]
+    block = _read_block(handle, buffers[0], None, first_line, 0, layout, matrix, segments)
+    targets = layout.targets()
+    _parse(block, targets, matrix, rows.table.key)
+    parsing: Future[None] | None = None
+    try:
+        while True:
+            count, lines = _compact(block, matrix)
+            following = None
+            if not block.final and not block.counts[:, scan.CUT].any():
+                buffers.append(buffers.pop(0) if len(buffers) == 2 else np.empty_like(buffers[0]))
+                following = _read_block(
+                    handle, buffers[-1], block, block.first_line + int(
+                        block.counts[:, scan.LINES].sum()), block.done + count, layout,
+                    matrix, segments)
+                buffers[-1] = following.buffer
+                parsing = _parser().submit(_parse, following, targets, matrix, rows.table.key)
+            if not _collect(block, count, lines, layout, rows, matrix):
+                return None
+            rows.table.decode()
+            if block.done == 0 and following is not None:  # room for all ids at once
+                read = int(block.bounds[-1])
+                rows.table.reserve(len(rows) * (data_bytes - read) // read,
+                                   int(rows.table.starts[len(rows)]) * (data_bytes - read) // read)
+            if following is None or parsing is None:  # that was the last block
+                break
+            parsing.result()
+            parsing, block = None, following
+    finally:
+        if parsing is not None:  # the kernel writes into the buffers and the matrix
+            wait([parsing])
+    matrix.resize((len(rows), width), refcheck=False)
     return layout, rows, matrix
 
 
-def _collect(
+def _parser() -> ThreadPoolExecutor:
+    """The thread that parses the blocks after the first, one per process: its numba
+    threads are started once, not for every read (a forked child makes its own)."""
+    pid = os.getpid()
+    if pid not in _PARSERS:
+        _PARSERS.clear()
+        _PARSERS[pid] = ThreadPoolExecutor(1, thread_name_prefix="submission-kernel")
+    return _PARSERS[pid]
+
+
+def _read_block(
+    handle: BinaryIO,
     buffer: np.ndarray,
-    status: np.ndarray,
-    records: np.ndarray,
-    counts: np.ndarray,
-    slots: int,
+    previous: _Block | None,
     first_line: int,
+    done: int,
+    layout: _Layout,
+    matrix: np.ndarray,
+    segments: int,
+) -> _Block:
+    """Read the next block into buffer, after the previous block's unfinished line, until
+    it holds a whole line (or the file ends); room for its rows in the matrix."""
+    carry = 0
+    if previous is not None:
+        consumed = int(previous.bounds[-1])
+        carry = previous.filled - consumed
+        if carry + 1 >= len(buffer):
+            buffer = np.empty_like(previous.buffer)
+        buffer[:carry] = previous.buffer[consumed : previous.filled]
+    while True:
+        got = handle.readinto(memoryview(buffer)[carry:-1]) or 0
+        filled = carry + got
+        final = got == 0  # not a short read: that could silently drop the rest
+        buffer[filled] = 0
+        bounds = scan.segment_bounds(buffer, filled, final, segments)
+        if bounds[-1] or final:
+            break
+        if filled - 1 > layout.max_line_bytes:  # (the last byte may be the "\r" of "\r\n")
+            raise _line_too_long(first_line, layout.max_line_bytes, header=False)
+        if filled == len(buffer) - 1:  # a line longer than the buffer
+            buffer = np.concatenate([buffer[:filled], np.empty(filled + 1, np.uint8)])
+        carry = filled
+    min_row_bytes = len(layout.names) + len(layout.fields)
+    slots = int(np.diff(bounds).max()) // min_row_bytes + 1
+    if done + segments * slots > matrix.shape[0]:  # (no kernel is running now)
+        matrix.resize((done + segments * slots, matrix.shape[1]), refcheck=False)
+    return _Block(
+        buffer, filled, final, bounds, first_line, done, slots,
+        status=np.empty(segments * slots, dtype=np.int8),
+        records=np.empty((segments * slots, scan.RECORD_COLUMNS), dtype=np.int32),
+        codes=np.empty(segments * slots, dtype=np.uint64),
+        counts=np.empty((segments, 3), dtype=np.int64),
+    )
+
+
+def _parse(block: _Block, targets: np.ndarray, matrix: np.ndarray, key: np.ndarray) -> None:
+    arguments = (block.buffer, block.filled, block.bounds, targets, matrix, block.done,
+                 block.slots, block.status, block.records, block.codes, key, block.counts)
+    if block.filled < _PARALLEL_BYTES:
+        # Waking threads costs more than a small file takes.
+        for segment in range(len(block.counts)):
+            scan.parse_segment(*arguments, segment)
+    else:
+        # Dynamic scheduling: a thread that loses its core to another process only
+        # delays its own small segment.
+        with numba.parallel_chunksize(1):
+            scan.parse_segments(*arguments)
+
+
+def _compact(block: _Block, matrix: np.ndarray) -> tuple[int, np.ndarray]:
+    """Close the gaps between segments' rows (matrix, status, records, hashes): how many
+    rows there are, and their line numbers."""
+    row = 0
+    line_base = block.first_line
+    bases = []
+    for segment, (count, lines, cut) in enumerate(block.counts.tolist()):
+        slot = segment * block.slots
+        if slot and count:
+            done = block.done
+            matrix[done + row : done + row + count] = matrix[done + slot : done + slot + count]
+            for array in (block.status, block.records, block.codes):
+                array[row : row + count] = array[slot : slot + count]
+        bases.append(np.full(count, line_base, dtype=np.int64))
+        row += count
+        line_base += lines
+        if cut:  # its later lines were not parsed: a wrong line among these must say so
+            break
+    return row, np.concatenate(bases) + block.records[:row, scan.LINE]
+
+
+def _collect(
+    block: _Block,
+    count: int,
+    lines: np.ndarray,
     layout: _Layout,
     rows: _Rows,
     matrix: np.ndarray,
-    done: int,
 ) -> bool:
-    """Close the gaps between segments' rows; take ids and Python's verdicts in line order.
+    """Take the block's ids (its first `count` rows, compacted), and Python's verdicts, in
+    line order.
 
     False: a line needs the slow reader.
     """
-    row = done
-    line_base = first_line
-    order, line_numbers = [], []
-    for segment, (count, lines) in enumerate(counts.tolist()):
-        slot = segment * slots
-        if slot and count:
-            matrix[row : row + count] = matrix[done + slot : done + slot + count]
-        order.append(np.arange(slot, slot + count))
-        line_numbers.append(records[slot : slot + count, _LINE] + line_base)
-        row += count
-        line_base += lines
-    taken = np.concatenate(order)
-    lines_of = np.concatenate(line_numbers).tolist()
-    if not len(taken):
-        return True
-    ids = records[taken]
+    records = block.records[:count]
+    line_start, line_end = records[:, scan.LINE_START], records[:, scan.LINE_END]
     limit = layout.max_line_bytes
-    if (status[taken] == _OK).all() and (ids[:, _LINE_END] - ids[:, _LINE_START]).max() <= limit:
-        joined = _gather_ids(buffer, ids[:, _ID_START], ids[:, _ID_END])
-        try:
-            text = str(memoryview(joined), "utf-8")
-        except UnicodeDecodeError:
-            pass  # the loop below says on which line
-        else:
-            if rows.add_many(text.split("\n"), lines_of, text):
-                return True
-    view = memoryview(buffer)
-    for offset, (state, record, line) in enumerate(
-        zip(status[taken].tolist(), ids.tolist(), lines_of, strict=True)
-    ):
-        if state == _ABORT:
+    usable = (block.status[:count] == scan.OK) & (line_end - line_start <= limit)
+    # (contiguous copies: a view's layout would depend on the count, and numba compiles
+    # for each layout)
+    scanned = (*(np.ascontiguousarray(records[:, column])
+                 for column in (scan.ID_START, scan.ID_END, scan.ID_STATE, scan.ID_SUFFIX)),
+               block.codes[:count])
+    view = memoryview(block.buffer)
+    index = 0
+    while (index := rows.table.add_block(block.buffer, scanned, usable, lines, index)) < count:
+        # Python's rules decide about this line: they raise, or take it as numba could not.
+        line = int(lines[index])
+        if block.status[index] == scan.ABORT:
             return False
-        if record[_LINE_END] - record[_LINE_START] > limit:
+        if line_end[index] - line_start[index] > limit:
             raise _line_too_long(line, limit, header=False)
         try:
-            if state == _OK:
-                raw_id = str(view[record[_ID_START] : record[_ID_END]], "utf-8")
-            else:
-                text = str(view[record[_LINE_START] : record[_LINE_END]], "utf-8")
-                raw_id, matrix[done + offset] = _parse_record(text.split(","), line, layout)
+            text = str(view[line_start[index] : line_end[index]], "utf-8")
         except UnicodeDecodeError:
             raise _not_utf8(line) from None
+        raw_id, matrix[block.done + index] = _parse_record(_fields(text, line), line, layout)
         rows.add(raw_id, line)
-    return True
-
-
-@numba.njit(cache=True, nogil=True)
-def _gather_ids(buffer: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The id bytes, LF-separated: one decode and one split instead of one per row."""
-    joined = np.empty(max(0, (ends - starts).sum() + len(starts) - 1), dtype=np.uint8)
-    j = 0
-    for i in range(len(starts)):
-        if i:
-            joined[j] = 10
-            j += 1
-        for k in range(starts[i], ends[i]):
-            joined[j] = buffer[k]
-            j += 1
-    return joined
+        index += 1
+    return not block.counts[:, scan.CUT].any()
 
 
 @numba.njit(cache=True, nogil=True)
@@ -829,212 +917,3 @@ def _is_constant(values: np.ndarray) -> bool:
         if value != values[0]:
             return False
     return True
-
-
-@numba.njit(cache=True, nogil=True)
-def _segment_bounds(buffer: np.ndarray, filled: int, final: bool, segments: int) -> np.ndarray:
-    """Line-start offsets cutting buffer[:filled] into segments; the last = bytes used."""
-    consumed = filled
-    if not final:
-        consumed = 0
-        for k in range(filled - 1, -1, -1):
-            if buffer[k] == 10:
-                consumed = k + 1
-                break
-    bounds = np.empty(segments + 1, dtype=np.int64)
-    bounds[0] = 0
-    for segment in range(1, segments):
-        k = max(bounds[segment - 1], segment * consumed // segments)
-        while 0 < k < consumed and buffer[k - 1] != 10:
-            k += 1
-        bounds[segment] = k
-    bounds[segments] = consumed
-    return bounds
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _parse_segments(
-    buffer: np.ndarray,
-    filled: int,
-    bounds: np.ndarray,
-    targets: np.ndarray,
-    matrix: np.ndarray,
-    done: int,
-    slots: int,
-    status: np.ndarray,
-    records: np.ndarray,
-    counts: np.ndarray,
-) -> None:
-    """Parse the segments in parallel (see _parse_segment)."""
-    for segment in numba.prange(bounds.shape[0] - 1):
-        _parse_segment(
-            buffer, filled, bounds, targets, matrix, done, slots, status, records, counts, segment
-        )
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _parse_segment(
-    buffer: np.ndarray,
-    filled: int,
-    bounds: np.ndarray,
-    targets: np.ndarray,
-    matrix: np.ndarray,
-    done: int,
-    slots: int,
-    status: np.ndarray,
-    records: np.ndarray,
-    counts: np.ndarray,
-    segment: int,
-) -> None:
-    """Parse one segment's lines into matrix[done + segment * slots + i].
-
-    One pass over the bytes: numbers end at the first non-digit, so no line splitting is
-    needed beforehand. status says which lines Python must re-parse (or that the slow reader
-    must take over); counts[segment] = (rows, lines), rows = -1 when the slots ran out.
-    """
-    n_fields = targets.shape[0]
-    k = bounds[segment]
-    stop = bounds[segment + 1]
-    rows = 0
-    lines = 0
-    while k < stop:
-        line_start = k
-        if buffer[k] == 10:  # blank lines: a tight loop, so that a file of them costs little
-            while k < stop and buffer[k] == 10:
-                k += 1
-                lines += 1
-            continue
-        if buffer[k] == 13 and (k + 1 == filled or buffer[k + 1] == 10):
-            k += 2  # a blank line
-            lines += 1
-            continue
-        if rows == slots:
-            rows = -1
-            break
-        slot = segment * slots + rows
-        out = matrix[done + slot]
-        state = _OK
-        field_index = 0
-        while True:
-            target = targets[field_index]
-            if target >= 0:
-                cell_start = k
-                value, k, ok = _scan_number(buffer, k, filled)
-                if not ok or k - cell_start > MAX_CELL_CHARS:  # Python says why
-                    state = _PYTHON
-                    break
-                out[target] = value
-            else:
-                field_start = k
-                while k < filled:
-                    c = buffer[k]
-                    if c == 44 or c == 10 or c == 13:
-                        break
-                    if c == 34 or (c >= 128 and target == -2):
-                        state = _PYTHON
-                        break
-                    k += 1
-                if state != _OK:
-                    break
-                if target == -1:
-                    records[slot, _ID_START] = field_start
-                    records[slot, _ID_END] = k
-            field_index += 1
-            c = buffer[k]
-            if k < filled and c == 44 and field_index < n_fields:
-                k += 1
-                continue
-            if k == filled or c == 10 or (c == 13 and (k + 1 == filled or buffer[k + 1] == 10)):
-                break  # end of line
-            state = _PYTHON
-            break
-        if state == _OK and field_index != n_fields:
-            state = _PYTHON
-        while k < stop and buffer[k] != 10:
-            k += 1
-        line_end = k - 1 if k > line_start and buffer[k - 1] == 13 else k
-        if state == _PYTHON:
-            # With a quote or a lone CR the record may span lines: only csv can tell.
-            for q in range(line_start, line_end):
-                if buffer[q] == 34 or buffer[q] == 13:
-                    state = _ABORT
-                    break
-        status[slot] = state
-        records[slot, _LINE_START] = line_start
-        records[slot, _LINE_END] = line_end
-        records[slot, _LINE] = lines
-        rows += 1
-        lines += 1
-        k += 1
-    counts[segment, 0] = rows
-    counts[segment, 1] = lines
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _scan_number(buffer: np.ndarray, k: int, filled: int) -> tuple[np.float32, int, bool]:
-    """Parse [+-]digits[.digits][e[+-]digits] at k; ok=False when Python must decide.
-
-    Stops at the first byte that cannot continue the number (buffer[filled] is a pad byte,
-    never a digit); the caller checks what follows. The value equals float32(float(text)):
-    up to 2**53 the mantissa and the powers of ten up to 1e22 are exact doubles, so one
-    division or product gives the correctly rounded double (Clinger's fast path). A longer
-    mantissa (<= 19 digits) makes the double off by at most one ulp, which can only change
-    the float32 next to a rounding midpoint; those cells, and everything unusual, go to
-    Python.
-    """
-    # A branch-free sign and digit loops without bounds checks are what makes this fast.
-    c = buffer[k]
-    negative = c == 45
-    k += negative | (c == 43)
-    mantissa = np.uint64(0)
-    first = k
-    while True:
-        digit = np.uint64(buffer[k]) - np.uint64(48)  # wraps around for bytes below '0'
-        if digit > 9:
-            break
-        mantissa = mantissa * np.uint64(10) + digit
-        k += 1
-    seen = k - first
-    exponent = 0
-    if buffer[k] == 46:
-        k += 1
-        first = k
-        while True:
-            digit = np.uint64(buffer[k]) - np.uint64(48)
-            if digit > 9:
-                break
-            mantissa = mantissa * np.uint64(10) + digit
-            k += 1
-        exponent = first - k
-        seen += k - first
-    if seen == 0 or seen > 19:  # no digits, or a mantissa that may not fit 64 bits
-        return np.float32(0.0), k, False
-    if k < filled and (buffer[k] == 101 or buffer[k] == 69):
-        k += 1
-        exponent_negative = False
-        if k < filled and (buffer[k] == 45 or buffer[k] == 43):
-            exponent_negative = buffer[k] == 45
-            k += 1
-        power = 0
-        power_digits = 0
-        while k < filled and 48 <= buffer[k] <= 57:
-            if power < 100000:
-                power = power * 10 + (buffer[k] - 48)
-            power_digits += 1
-            k += 1
-        if power_digits == 0:
-            return np.float32(0.0), k, False
-        exponent += -power if exponent_negative else power
-    if mantissa == 0:
-        return np.float32(-0.0 if negative else 0.0), k, True
-    if exponent < -22 or exponent > 22:
-        return np.float32(0.0), k, False
-    value = float(mantissa)
-    value = value / _POW10[-exponent] if exponent < 0 else value * _POW10[exponent]
-    if value < _FLT_MIN or value > _FLT_BIG:
-        return np.float32(0.0), k, False
-    if mantissa > _EXACT_MANTISSA:
-        scaled = math.frexp(value)[0] * 16777216.0  # the float32 mantissa's 24 bits
-        if abs(scaled - math.floor(scaled) - 0.5) < 1e-6:
-            return np.float32(0.0), k, False
-    return np.float32(-value if negative else value), k, True

@@ -267,15 +267,39 @@ def test_zarr_suffix_is_stripped_with_flag_and_warning(tmp_path: Path) -> None:
         "id,0,1\r\na,1,2\r\nb,3,4\r\n",  # CRLF
         "\ufeffid,0,1\na,1,2\nb,3,4",  # BOM, no final line break
         "id,0,1\n\na,1,2\n\r\n\nb,3,4\n\n",  # blank lines
-        'id,0,1\na,"1",2\n"b",3,"4"\n',  # quotes (slow reader)
-        '"id","0","1"\r"a",1,2\r"b",3,4\r',  # old Mac line breaks (slow reader)
+        'id,0,1\na,"1",2\n"b",3,"4"\n',  # quotes
+        '"id","0","1"\r"a",1,2\r"b",3,4\r',  # old Mac line breaks
+        "\n\r\n\rid,0,1\na,1,2\nb,3,4\n",  # blank lines before the header
+        '"id",0,"1"\r\n" a\u2003",1," 2 "\r\n"b",3,4',  # quoted blanks, Unicode space
         "id , 0 ,1\n a ,1 , 2\nb, 3,+4.0e0\n",  # spaces around names, ids and numbers
     ],
 )
 def test_dialects_read_the_same(tmp_path: Path, content: str) -> None:
-    submission = read_submission(write(tmp_path, content))
+    # All by the fast reader: only a record that spans lines needs the csv module.
+    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):
+        submission = read_submission(write(tmp_path, content))
     assert submission.ids.tolist() == ["a", "b"]
     assert submission.matrix.tolist() == [[1, 2], [3, 4]]
+
+
+def test_quoted_ids_keep_commas_quotes_and_suffixes(tmp_path: Path) -> None:
+    content = 'id,0,1\n"a,""x""",1,2\n"b.zarr.zip",3,4\n"c""",5,6\n'
+    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):
+        submission = read_submission(write(tmp_path, content))
+    assert submission.ids.tolist() == ['a,"x"', "b", 'c"']
+    assert submission.flags[ZARR_FLAG] and "'b.zarr.zip'" in submission.warnings[0]
+    error = rejected(write(tmp_path, content + 'd,7,8\n"a,""x""",9,9\n'))
+    assert error.code == "duplicate_ids" and "line 6" in str(error) and "line 2" in str(error)
+
+
+def test_a_record_that_spans_lines_is_read_by_the_csv_module(tmp_path: Path) -> None:
+    path = write(tmp_path, 'id,0,1\n"a\nb",1,2\nc,3,4\nd,1,x\n')
+    slow = sub._read_slow
+    with patch.object(sub, "_read_slow", side_effect=slow) as called:
+        error = rejected(path)
+    assert called.called and error.code == "non_numeric" and "line 5" in str(error)
+    path = write(tmp_path, 'id,0,1\n"a\nb",1,2\nc,3,4\n')
+    assert read_submission(path).ids.tolist() == ["a\nb", "c"]
 
 
 def test_values_are_float32_of_the_decimal(tmp_path: Path) -> None:
@@ -322,12 +346,19 @@ def test_small_blocks_report_the_same_line(tmp_path: Path) -> None:
     assert error.code == "non_numeric" and "line 36, column '1'" in str(error)
 
 
-def test_many_short_bad_lines_fall_back_to_the_slow_reader(tmp_path: Path) -> None:
-    # More lines than a valid file of this width could hold: the slow reader decides.
+@pytest.mark.parametrize("valid_rows", [0, 30])
+def test_many_short_bad_lines_are_refused_without_the_slow_reader(
+    tmp_path: Path, valid_rows: int
+) -> None:
+    # More lines than a valid file of this width could hold: the first bad one says so, as
+    # the slow reader would, without reading the file again.
     header = "id," + ",".join(map(str, range(50))) + "\n"
-    path = write(tmp_path, header + "x\n" * 1000)
-    error = rejected(path)
-    assert error.code == "not_csv" and "line 2:" in str(error)
+    rows = "".join(f"r{row}," + ",".join(["1.5"] * 50) + "\n" for row in range(valid_rows))
+    path = write(tmp_path, header + rows + "x\n" * 1000)
+    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):
+        error = rejected(path)
+    assert str(error) == str(both_readers(path))
+    assert error.code == "not_csv" and f"line {valid_rows + 2}:" in str(error)
 
 
 def test_padded_matrix(tmp_path: Path) -> None:
@@ -493,6 +524,7 @@ def test_header_longer_than_any_challenge(tmp_path: Path) -> None:
         (384, "id," + ",".join(map(str, range(200_000))) + "\na,1\n", "too_many_columns"),
         (None, "id,0,1\na,1,2\nb,3," + "4" * 9_000 + "\n", "line_too_long"),
         (None, "id,0,1\na,1,2\nb,3,x\n", "non_numeric"),
+        (None, 'id,"0",1\r"a ""1""",1,"2"\r"a ""1"" ",3,4\r', "duplicate_ids"),
     ],
 )
 def test_check_submission_and_evaluate_say_the_same(

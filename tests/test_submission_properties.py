@@ -2,12 +2,17 @@
 
 * Any bytes: the only exception is SubmissionError (never the internal-error fallback).
 * The fast reader and the slow (csv module) reader give the same verdict: same rows and
-  values, or the same error message, on any input, also with tiny blocks.
+  values, or the same error message, on any input, also with tiny blocks: plain, quoted
+  (RFC 4180, as csv.writer writes it), any line breaks, edited at random.
+* The numba id rules are Python's: white space as str.strip() sees it.
 * Values round-trip: a cell's value is float32(float(text)).
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from evaluator import submission as sub
+from evaluator import submission_ids as sub_ids
 from evaluator.errors import SubmissionError
 
 SETTINGS = settings(
@@ -152,19 +158,92 @@ def test_csv_shaped_text(content: bytes) -> None:
     same_verdict(content, block_bytes=24)
 
 
+ID_TEXT = st.lists(
+    st.sampled_from(['"', ",", " ", "\t", "\x1c", "\u2003", "\xa0", "\x85", "é", "a", "b",
+                     "\n", "\r", ".zarr", ".zarr.zip", "\x00", "\U0001f600"]),
+    max_size=5,
+).map("".join)
+
+
+@st.composite
+def csv_written(draw: st.DrawFn) -> bytes:
+    """A submission as csv.writer writes it (quoting, line breaks), then a few edits."""
+    width = draw(st.integers(1, 3))
+    header = draw(st.permutations(["id", *map(str, range(width)), *draw(
+        st.sampled_from([[], ["note"]]))]))
+    quoting = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC]))
+    ending = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    out = io.StringIO()
+    out.write(draw(st.sampled_from(["", ending, ending * 2])))  # blank lines first
+    writer = csv.writer(out, quoting=quoting, lineterminator=ending)
+    writer.writerow(header)
+    for row in range(draw(st.integers(1, 5))):
+        cells = {name: draw(NUMBERS) for name in header}
+        cells["id"] = draw(st.one_of(st.just(f"s{row}"), ID_TEXT))
+        cells["note"] = draw(ID_TEXT)
+        writer.writerow([cells[name] for name in header])
+    text = out.getvalue()
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(SPECIAL) + text[at + draw(st.integers(0, 2)) :]
+    encoded = text.encode("utf-8", errors="surrogateescape")
+    return encoded.replace("\xff".encode(), b"\xff")
+
+
+@SETTINGS
+@given(content=csv_written())
+@example(content=b'id,0\n"a""b",1\n"a""b",2\n')
+@example(content=b'id,0\n" \xc2\x85a\xe2\x80\x83 ",1\nb,2\n')
+@example(content=b'id,0\n"a\rb",1\nc,2\n')
+@example(content=b'id,0\n"a"b,1\nc,"2"3\n')
+def test_quoted_text(content: bytes) -> None:
+    same_verdict(content, block_bytes=24)
+
+
+@settings(SETTINGS, max_examples=40)
+@given(content=csv_written())
+def test_quoted_text_with_the_parallel_kernel(content: bytes) -> None:
+    same_verdict(content, block_bytes=64, parallel=True)
+
+
+def test_id_white_space_is_what_str_strip_removes() -> None:
+    spaces = {code for code in range(sys.maxunicode + 1) if chr(code).isspace()}
+    assert spaces - set(range(128)) == set(sub_ids.UNICODE_SPACES.tolist())
+    assert all((chr(code) + "a" + chr(code)).strip() == "a" for code in spaces)
+    # ... and the reader strips each of them, also where the kernel does it alone.
+    ids = [chr(code) + f"x{code}" + chr(code) for code in sorted(spaces) if code not in (10, 13)]
+    content = "id,0\n" + "".join(f'"{sample_id}",{row}\n' for row, sample_id in enumerate(ids))
+    result = sub.read_submission(write(content.encode()))
+    assert result.ids.tolist() == [sample_id.strip() for sample_id in ids]
+
+
 @settings(SETTINGS, max_examples=40)  # waking threads for every tiny block is slow
 @given(content=csv_shaped())
 def test_csv_shaped_text_with_the_parallel_kernel(content: bytes) -> None:
     same_verdict(content, block_bytes=64, parallel=True)
 
 
+DECIMALS = st.builds(
+    lambda sign, digits, point, exponent: f"{sign}{digits[:point]}.{digits[point:]}e{exponent}",
+    st.sampled_from(["", "-", "+"]),
+    st.text("0123456789", min_size=1, max_size=40),
+    st.integers(0, 40),
+    st.integers(-70, 45),
+)
+
+
 @SETTINGS
-@given(text=st.text("0123456789.eE+- naifINFty_\t", max_size=24))
+@given(text=st.one_of(st.text("0123456789.eE+- naifINFty_\t", max_size=24), DECIMALS))
 @example(text="1e-39")  # subnormal in float32
 @example(text="3.4028235e38")  # rounds to float32's largest value
 @example(text="3.40282357e38")  # rounds to inf
 @example(text="0.000000000000000000001")  # 22 digits
 @example(text="16777217.0000000001")  # next to a float32 rounding midpoint
+@example(text="1.000000059604644775390625")  # a float32 tie, exactly
+@example(text="1.0000000596046447753906250000001")  # just past it
+@example(text="7.006492321624085e-46")  # half the smallest subnormal
+@example(text="3.4028235677973366e38")  # the overflow threshold
+@example(text=" 12345678901234567890123 ")  # 23 digits, blanks around
 def test_one_cell_fast_and_slow_agree(text: str) -> None:
     verdict = same_verdict(f"id,0,1\na,{text},1\nb,2,3\n".encode())
     if verdict[0] == "ok":

@@ -1,0 +1,418 @@
+"""The fast reader's numba kernels: one pass over a block of CSV bytes, in parallel segments.
+
+A line ends at "\\n", "\\r\\n" or a lone "\\r", as for Python's csv module reading a file
+opened with newline="". Fields may be quoted as RFC 4180 says ("..." with "" for a quote);
+the kernel takes what it can be sure of and marks the rest for the Python rules in
+submission.py (a line to re-parse) or for the csv module (a record that spans lines).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+from evaluator.submission_ids import scanned_id, utf8_chars
+
+MAX_CELL_CHARS = 100  # one embedding value; float64's longest repr has 24 characters
+FIELD_LIMIT = csv.field_size_limit()  # characters: csv refuses a longer field
+ID_BYTES = 4_000  # four bytes per character of the longest id: a longer one is refused
+
+OK, PYTHON, ABORT = 0, 1, 2  # a line's fate: parsed, re-parsed by Python, slow reader
+# Columns of a line's record (int32): the id as scanned_id left it (bytes, state, suffix;
+# its hash is in a separate array), the line's bytes without its line break, and its line
+# number counted from the segment's start.
+ID_START, ID_END, ID_STATE, ID_SUFFIX, LINE_START, LINE_END, LINE = range(7)
+RECORD_COLUMNS = 7
+ROWS, LINES, CUT = range(3)  # a segment's counts; CUT: it ran out of row slots there
+
+# Bytes: 34 is ", 44 is a comma, 10 a line feed (LF), 13 a carriage return (CR).
+_POW10 = np.array([10.0**k for k in range(23)])  # exact doubles
+_FLT_MIN = 1.1754943508222875e-38  # smallest normal float32
+_FLT_BIG = 3.4e38  # below float32's overflow threshold
+_EXACT_MANTISSA = 1 << 53
+_TIE_MARGIN = 1e-6  # of a float32 spacing: further from a rounding tie, the rounding is sure
+
+
+@numba.njit(cache=True, nogil=True)
+def segment_bounds(buffer: np.ndarray, filled: int, final: bool, segments: int) -> np.ndarray:
+    """Line-start offsets cutting buffer[:filled] into segments; the last = bytes used.
+
+    Unless final, a "\\r" at the very end may be the first half of "\\r\\n": not a line end yet.
+    """
+    consumed = filled
+    if not final:
+        consumed = 0
+        for k in range(filled - 1, -1, -1):
+            if buffer[k] == 10 or (buffer[k] == 13 and k < filled - 1):
+                consumed = k + 1
+                break
+    bounds = np.empty(segments + 1, dtype=np.int64)
+    bounds[0] = 0
+    for segment in range(1, segments):
+        k = max(bounds[segment - 1], segment * consumed // segments)
+        while 0 < k < consumed and not (
+            buffer[k - 1] == 10 or (buffer[k - 1] == 13 and buffer[k] != 10)
+        ):
+            k += 1
+        bounds[segment] = k
+    bounds[segments] = consumed
+    return bounds
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def parse_segments(
+    buffer: np.ndarray,
+    filled: int,
+    bounds: np.ndarray,
+    targets: np.ndarray,
+    matrix: np.ndarray,
+    done: int,
+    slots: int,
+    status: np.ndarray,
+    records: np.ndarray,
+    codes: np.ndarray,
+    key: np.ndarray,
+    counts: np.ndarray,
+) -> None:
+    """Parse the segments in parallel (see parse_segment)."""
+    for segment in numba.prange(bounds.shape[0] - 1):
+        parse_segment(buffer, filled, bounds, targets, matrix, done, slots, status, records,
+                      codes, key, counts, segment)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def parse_segment(
+    buffer: np.ndarray,
+    filled: int,
+    bounds: np.ndarray,
+    targets: np.ndarray,
+    matrix: np.ndarray,
+    done: int,
+    slots: int,
+    status: np.ndarray,
+    records: np.ndarray,
+    codes: np.ndarray,
+    key: np.ndarray,
+    counts: np.ndarray,
+    segment: int,
+) -> None:
+    """Parse one segment's lines into matrix[done + segment * slots + i].
+
+    One pass over the bytes: numbers end at the first non-digit, so no line splitting is
+    needed beforehand. targets: per header field, its matrix column, -1 for the id, -2 for
+    an ignored field. status says which lines Python must re-parse (or that the slow reader
+    must take over); codes get the ids' hashes (key: the id table's); counts[segment] =
+    (rows, lines, cut).
+    """
+    n_fields = targets.shape[0]
+    k = bounds[segment]
+    stop = bounds[segment + 1]
+    rows = 0
+    lines = 0
+    cut = 0
+    while k < stop:
+        line_start = k
+        c = buffer[k]
+        if c == 10 or c == 13:  # blank lines: a tight loop, so that a file of them costs little
+            while k < stop:
+                c = buffer[k]
+                if c == 10:
+                    k += 1
+                elif c == 13:
+                    k += 2 if buffer[k + 1] == 10 else 1
+                else:
+                    break
+                lines += 1
+            continue
+        if rows == slots:  # more lines than valid rows could fill: one of them is wrong
+            cut = 1
+            break
+        slot = segment * slots + rows
+        out = matrix[done + slot]
+        state = OK
+        field_index = 0
+        while True:
+            target = targets[field_index]
+            if target >= 0:
+                start = k
+                value, k, ok = scan_number(buffer, k, filled)
+                if not ok and buffer[start] == 34:  # a quoted number
+                    value, k, ok = _quoted_number(buffer, start, filled)
+                if not ok or k - start > MAX_CELL_CHARS:
+                    value, k, ok = _unusual_cell(buffer, start, filled)
+                    if not ok:  # Python says why
+                        state = PYTHON
+                        break
+                out[target] = value
+            else:
+                start, end, k, pairs, bits, text = _scan_text(buffer, k, filled,
+                                                              buffer[k] == 34)
+                if not text:
+                    state = PYTHON
+                    break
+                if target == -1:
+                    if end - start > ID_BYTES:  # Python says which limit
+                        state = PYTHON
+                        break
+                    id_state, start, end, suffix, code = scanned_id(buffer, start, end, pairs,
+                                                                    bits, key)
+                    records[slot, ID_START] = start
+                    records[slot, ID_END] = end
+                    records[slot, ID_STATE] = id_state
+                    records[slot, ID_SUFFIX] = suffix
+                    codes[slot] = code
+                elif end - start > FIELD_LIMIT or (bits >= 0x80 and
+                                                   utf8_chars(buffer, start, end) < 0):
+                    state = PYTHON
+                    break
+            field_index += 1
+            c = buffer[k]
+            if k < filled and c == 44 and field_index < n_fields:
+                k += 1
+                continue
+            if k == filled or c == 10 or c == 13:
+                break  # end of line
+            state = PYTHON
+            break
+        if state == OK and field_index != n_fields:
+            state = PYTHON
+        while k < stop and buffer[k] != 10 and buffer[k] != 13:
+            k += 1
+        if state == PYTHON and ends_in_quotes(buffer, line_start, k):
+            state = ABORT  # the record goes on past the line break: only csv can tell
+        status[slot] = state
+        records[slot, LINE_START] = line_start
+        records[slot, LINE_END] = k
+        records[slot, LINE] = lines
+        rows += 1
+        lines += 1
+        k += 2 if buffer[k] == 13 and buffer[k + 1] == 10 else 1
+    counts[segment, ROWS] = rows
+    counts[segment, LINES] = lines
+    counts[segment, CUT] = cut
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _quoted_number(buffer: np.ndarray, k: int, filled: int) -> tuple[np.float32, int, bool]:
+    """scan_number for a number in quotes (k at the opening one), past the closing one."""
+    value, k, ok = scan_number(buffer, k + 1, filled)
+    return value, k + 1, ok and k < filled and buffer[k] == 34
+
+
+@numba.njit(cache=True, nogil=True)
+def _unusual_cell(buffer: np.ndarray, k: int, filled: int) -> tuple[np.float32, int, bool]:
+    """A cell scan_number could not take: quoted, or for scan_number_carefully."""
+    quoted = buffer[k] == 34
+    start = k + quoted
+    value, k, ok = scan_number(buffer, start, filled)
+    if not ok:
+        value, k, ok = scan_number_carefully(buffer, start, filled)
+    length = k - start
+    if quoted:
+        ok = ok and k < filled and buffer[k] == 34
+        k += 1
+    return value, k, ok and length <= MAX_CELL_CHARS
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _scan_text(
+    buffer: np.ndarray, k: int, filled: int, quoted: bool
+) -> tuple[int, int, int, bool, int, bool]:
+    """An id or ignored field at k: (start, end, next k, has "" pairs, bytes or-ed, taken).
+
+    taken=False: a quoted field that does not close on this line or is followed by more
+    characters before the separator (csv would append them): Python decides.
+    """
+    bits = 0
+    if not quoted:
+        start = k
+        while k < filled:
+            c = buffer[k]
+            if c == 44 or c == 10 or c == 13:
+                break
+            bits |= c
+            k += 1
+        return start, k, k, False, bits, True
+    k += 1
+    start = k
+    pairs = False
+    while k < filled:
+        c = buffer[k]
+        if c == 34:
+            if buffer[k + 1] != 34:  # buffer[filled] is a pad byte, never a quote
+                return start, k, k + 1, pairs, bits, True
+            pairs = True
+            k += 2
+            continue
+        if c == 10 or c == 13:
+            break
+        bits |= c
+        k += 1
+    return start, k, k, pairs, bits, False
+
+
+@numba.njit(cache=True, nogil=True)
+def ends_in_quotes(buffer: np.ndarray, start: int, end: int) -> bool:
+    """Whether csv would still be inside a quoted field at the end of buffer[start:end]."""
+    state = 0  # 0: field start, 1: unquoted field, 2: quoted field, 3: quote in quoted field
+    for k in range(start, end):
+        c = buffer[k]
+        if state == 0:
+            state = 2 if c == 34 else 0 if c == 44 else 1
+        elif state == 1:
+            if c == 44:
+                state = 0
+        elif state == 2:
+            if c == 34:
+                state = 3
+        else:
+            state = 2 if c == 34 else 0 if c == 44 else 1
+    return state == 2
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def scan_number(buffer: np.ndarray, k: int, filled: int) -> tuple[np.float32, int, bool]:
+    """Parse [+-]digits[.digits][e[+-]digits] at k; ok=False: scan_number_carefully.
+
+    Stops at the first byte that cannot continue the number (buffer[filled] is a pad byte,
+    never a digit); the caller checks what follows. The value equals float32(float(text)):
+    up to 2**53 the mantissa and the powers of ten up to 1e22 are exact doubles, so one
+    division or product gives the correctly rounded double (Clinger's fast path). A longer
+    mantissa (<= 19 digits) makes the double off by at most one ulp, which can only change
+    the float32 next to a rounding tie; those cells, and everything unusual, are left to
+    the careful scan.
+    """
+    # A branch-free sign and digit loops without bounds checks are what makes this fast.
+    c = buffer[k]
+    negative = c == 45
+    k += negative | (c == 43)
+    mantissa = np.uint64(0)
+    first = k
+    while True:
+        digit = np.uint64(buffer[k]) - np.uint64(48)  # wraps around for bytes below '0'
+        if digit > 9:
+            break
+        mantissa = mantissa * np.uint64(10) + digit
+        k += 1
+    seen = k - first
+    exponent = 0
+    if buffer[k] == 46:
+        k += 1
+        first = k
+        while True:
+            digit = np.uint64(buffer[k]) - np.uint64(48)
+            if digit > 9:
+                break
+            mantissa = mantissa * np.uint64(10) + digit
+            k += 1
+        exponent = first - k
+        seen += k - first
+    if seen == 0 or seen > 19:  # no digits, or a mantissa that may not fit 64 bits
+        return np.float32(0.0), k, False
+    if k < filled and (buffer[k] == 101 or buffer[k] == 69):
+        k += 1
+        exponent_negative = False
+        if k < filled and (buffer[k] == 45 or buffer[k] == 43):
+            exponent_negative = buffer[k] == 45
+            k += 1
+        power = 0
+        power_digits = 0
+        while k < filled and 48 <= buffer[k] <= 57:
+            if power < 100000:
+                power = power * 10 + (buffer[k] - 48)
+            power_digits += 1
+            k += 1
+        if power_digits == 0:
+            return np.float32(0.0), k, False
+        exponent += -power if exponent_negative else power
+    if mantissa == 0:
+        return np.float32(-0.0 if negative else 0.0), k, True
+    if exponent < -22 or exponent > 22:
+        return np.float32(0.0), k, False
+    value = float(mantissa)
+    value = value / _POW10[-exponent] if exponent < 0 else value * _POW10[exponent]
+    if value < _FLT_MIN or value > _FLT_BIG:
+        return np.float32(0.0), k, False
+    if mantissa > _EXACT_MANTISSA and _near_tie(value):
+        return np.float32(0.0), k, False
+    return np.float32(-value if negative else value), k, True
+
+
+@numba.njit(cache=True, nogil=True)
+def scan_number_carefully(
+    buffer: np.ndarray, k: int, filled: int
+) -> tuple[np.float32, int, bool]:
+    """What scan_number leaves: blanks around the number, more than 19 digits, exponents
+    past 10**±22, subnormal float32 values, rounding ties.
+
+    The text is checked against the rules' grammar here, and converted by the C library's
+    strtod, which rounds correctly as Python's float() does: the same double, so the same
+    float32. ok=False: not a decimal number, too long, or not finite: Python says why.
+    """
+    while buffer[k] == 32 or buffer[k] == 9:
+        k += 1
+    start = k
+    k += buffer[k] == 45 or buffer[k] == 43
+    digits = 0
+    fraction = False
+    while True:
+        if buffer[k] == 46 and not fraction:
+            fraction = True
+        elif 48 <= buffer[k] <= 57:
+            digits += 1
+        else:
+            break
+        k += 1
+    if digits == 0:
+        return np.float32(0.0), k, False
+    if buffer[k] == 101 or buffer[k] == 69:
+        k += 1
+        k += buffer[k] == 45 or buffer[k] == 43
+        power_start = k
+        while 48 <= buffer[k] <= 57:
+            k += 1
+        if k == power_start:
+            return np.float32(0.0), k, False
+    end = k
+    while buffer[k] == 32 or buffer[k] == 9:
+        k += 1
+    if end - start > MAX_CELL_CHARS:
+        return np.float32(0.0), k, False
+    text = np.zeros(end - start + 1, dtype=np.uint8)  # ended by a NUL byte, as C wants
+    for q in range(start, end):  # (a slice copy would compile its error message: seconds)
+        text[q - start] = buffer[q]
+    stopped = np.zeros(1, dtype=np.uintp)
+    value = _strtod(text.ctypes.data, stopped.ctypes.data)
+    result = np.float32(value)
+    # Under a locale whose decimal point is not "." strtod stops early: Python decides.
+    if stopped[0] != text.ctypes.data + end - start or not math.isfinite(result):
+        return np.float32(0.0), k, False
+    return result, k, True
+
+
+@intrinsic
+def _strtod(typing_context: object, text: types.Type, stopped: types.Type) -> tuple:
+    """C's double strtod(const char *text, char **stopped), on addresses."""
+    signature = types.float64(types.uintp, types.uintp)
+
+    def generate(context: object, builder: ir.IRBuilder, _: object, arguments: list) -> object:
+        char_pointer = ir.IntType(8).as_pointer()
+        function_type = ir.FunctionType(ir.DoubleType(), [char_pointer, char_pointer.as_pointer()])
+        function = cgutils.get_or_insert_function(builder.module, function_type, "strtod")
+        return builder.call(function, [builder.inttoptr(arguments[0], char_pointer),
+                                       builder.inttoptr(arguments[1], char_pointer.as_pointer())])
+
+    return signature, generate
+
+
+@numba.njit(cache=True, nogil=True)
+def _near_tie(value: float) -> bool:
+    """Whether a positive normal double lies next to a midpoint between two float32 values."""
+    position = value / math.ldexp(1.0, math.frexp(value)[1] - 24)
+    return abs(position - math.floor(position) - 0.5) < _TIE_MARGIN
