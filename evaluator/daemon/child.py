@@ -149,7 +149,9 @@ def main(request_path: str, outcome_path: str) -> int:
 
 def _die_with(daemon_pid: int) -> None:
     """Be killed when the daemon dies (Linux): a SIGKILLed daemon cannot kill its child, and
-    an orphan would run past every wall-time limit and race the restart's evaluation."""
+    an orphan would run past every wall-time limit and race the restart's evaluation.
+    The signal comes when the thread that started the child ends: a worker thread waits
+    for its child, so only the daemon's death can end it first."""
     if sys.platform.startswith("linux"):
         import ctypes
 
