@@ -642,6 +642,7 @@ _MIN_SEGMENT_BYTES = 64 << 10
 _PARALLEL_BYTES = 1 << 20  # smaller blocks are parsed in one thread
 _MAX_SLOTS = 1 << 20  # rows per block; bounds the per-block bookkeeping of narrow files
 _BLANK_BYTES = 64 << 10  # blank lines before the header are skipped this much at a time
+_MAX_OPEN_BLOCKS = 4  # a record with line breaks in it may grow a block to this many
 
 
 def _read_fast(
@@ -752,8 +753,8 @@ def _read_blocks(
     try:
         while True:
             count, lines = _compact(block, matrix)
-            if block.bounds[-1] == 0 and block.counts[-1, scan.OPEN]:
-                return None  # a record longer than a block (its lines are not)
+            if block.bounds[-1] == 0 and block.filled >= _MAX_OPEN_BLOCKS * block_bytes:
+                return None  # a record longer than valid ones can be: the slow reader says why
             following = None
             if not block.final and not block.counts[:, scan.CUT].any():
                 buffers.append(buffers.pop(0) if len(buffers) == 2 else np.empty_like(buffers[0]))
@@ -766,8 +767,8 @@ def _read_blocks(
             if not _collect(block, count, lines, layout, rows, matrix):
                 return None
             rows.table.decode()
-            if block.done == 0 and following is not None:  # room for all ids at once
-                read = int(block.bounds[-1])
+            read = int(block.bounds[-1])
+            if block.done == 0 and following is not None and read:  # room for all ids at once
                 rows.table.reserve(len(rows) * (data_bytes - read) // read,
                                    int(rows.table.starts[len(rows)]) * (data_bytes - read) // read)
             if following is None or parsing is None:  # that was the last block
@@ -807,8 +808,8 @@ def _read_block(
     if previous is not None:
         consumed = int(previous.bounds[-1])
         carry = previous.filled - consumed
-        if carry + 1 >= len(buffer):
-            buffer = np.empty_like(previous.buffer)
+        if carry + 1 >= len(buffer):  # (a record with line breaks longer than the buffer)
+            buffer = np.empty(2 * len(previous.buffer), dtype=np.uint8)
         buffer[:carry] = previous.buffer[consumed : previous.filled]
     while True:
         got = handle.readinto(memoryview(buffer)[carry:-1]) or 0
