@@ -908,14 +908,26 @@ def _collect(
             if longest[index] != line_end[index] - line_start[index]:
                 return False  # which of its lines: the slow reader says
             raise _line_too_long(line, limit, header=False)
+        record = view[line_start[index] : line_end[index]]
         try:
-            text = str(view[line_start[index] : line_end[index]], "utf-8")
+            text = str(record, "utf-8")
         except UnicodeDecodeError:
-            raise _not_utf8(line) from None
+            raise _not_utf8(line + _first_bad_line(bytes(record))) from None
         raw_id, matrix[block.done + index] = _parse_record(_fields(text, line), line, layout)
         rows.add(raw_id, line)
         index += 1
     return not block.counts[:, scan.CUT].any()
+
+
+def _first_bad_line(record: bytes) -> int:
+    """Which line of a record (0: its first) is the first that is not UTF-8: the slow reader
+    checks each line before csv parses the record."""
+    for index, line in enumerate(record.splitlines()):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return index
+    return 0
 
 
 @numba.njit(cache=True, nogil=True)

@@ -146,6 +146,9 @@ def parse_segment(
         out = matrix[done + slot]
         state = OK
         spans = False  # a quoted field holds a line break
+        breaks = 0
+        last_line = line_start  # where the record's last line so far starts
+        longest = 0  # bytes of its longest line before that
         field_index = 0
         while True:
             target = targets[field_index]
@@ -163,7 +166,10 @@ def parse_segment(
             else:
                 start, end, k, pairs, bits, text, broken = _scan_text(buffer, k, filled,
                                                                       buffer[k] == 34)
-                spans = spans or broken
+                if broken:
+                    spans = True
+                    breaks, last_line, longest = _line_breaks(buffer, start, end, breaks,
+                                                              last_line, longest)
                 if not text:
                     state = PYTHON
                     break
@@ -196,7 +202,7 @@ def parse_segment(
         closed = True
         if state == PYTHON:  # Python's rules take single lines; csv says where the record ends
             k, closed = _record_end(buffer, line_start, filled)
-            spans = not closed or _line_breaks(buffer, line_start, k)[0] > 0
+            spans = not closed or _line_breaks(buffer, line_start, k, 0, 0, 0)[0] > 0
             if spans:
                 state = ABORT
         ending = 2 if buffer[k] == 13 and buffer[k + 1] == 10 else 1
@@ -205,15 +211,11 @@ def parse_segment(
             k = line_start
             still_open = 1
             break
-        longest = k - line_start
-        breaks = 0
-        if spans and state == OK:
-            breaks, longest = _line_breaks(buffer, line_start, k)
         status[slot] = state
         records[slot, LINE_START] = line_start
         records[slot, LINE_END] = k
         records[slot, LINE] = lines
-        records[slot, LONGEST] = longest
+        records[slot, LONGEST] = max(longest, k - last_line)
         rows += 1
         lines += 1 + breaks
         k = min(k + ending, filled)
@@ -288,11 +290,11 @@ def _record_end(buffer: np.ndarray, start: int, filled: int) -> tuple[int, bool]
 
 
 @numba.njit(cache=True, nogil=True)
-def _line_breaks(buffer: np.ndarray, start: int, end: int) -> tuple[int, int]:
-    """Line breaks in buffer[start:end] ("\r\n" is one) and the longest line's bytes."""
-    breaks = 0
-    longest = 0
-    line_start = start
+def _line_breaks(
+    buffer: np.ndarray, start: int, end: int, breaks: int, line_start: int, longest: int
+) -> tuple[int, int, int]:
+    """Count on over buffer[start:end] ("\r\n" is one line break): line breaks, where the
+    last line starts, the longest line before it (bytes)."""
     k = start
     while k < end:
         c = buffer[k]
@@ -303,7 +305,7 @@ def _line_breaks(buffer: np.ndarray, start: int, end: int) -> tuple[int, int]:
             breaks += 1
         else:
             k += 1
-    return breaks, max(longest, end - line_start)
+    return breaks, line_start, longest
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

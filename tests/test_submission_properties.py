@@ -196,6 +196,8 @@ def csv_written(draw: st.DrawFn) -> bytes:
 @example(content=b'id,0\n" \xc2\x85a\xe2\x80\x83 ",1\nb,2\n')
 @example(content=b'id,0\n"a\rb",1\nc,2\n')
 @example(content=b'id,0\n"a"b,1\nc,"2"3\n')
+@example(content=b'"note","0","id","1"\n"\n","0.0",\xff"s0","0.0"\n')  # not UTF-8: line 3
+@example(content=b'id,0\n"a\r\nb",1\n"a\r\nb",2\n')  # a duplicate: lines 2 and 4
 def test_quoted_text(content: bytes) -> None:
     same_verdict(content, block_bytes=24)
 
@@ -223,12 +225,14 @@ def ids_with_line_breaks(draw: st.DrawFn) -> bytes:
 
 
 @settings(SETTINGS, max_examples=100)
-@given(content=ids_with_line_breaks(), block_bytes=st.sampled_from([16, 40, 200]),
+@given(content=ids_with_line_breaks(), block_bytes=st.sampled_from([24, 40, 200]),
        parallel=st.booleans())
 def test_ids_with_line_breaks_need_no_slow_reader(
     content: bytes, block_bytes: int, parallel: bool
 ) -> None:
     expected = outcome(slow, write(content))
+    # (blocks grow for a record with line breaks, up to _MAX_OPEN_BLOCKS: these records
+    # have at most ~90 bytes)
     with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")), \
             patch.object(sub, "_BLOCK_BYTES", block_bytes), \
             patch.object(sub, "_MIN_BLOCK_BYTES", block_bytes), \
