@@ -2,8 +2,9 @@
 
 A line ends at "\\n", "\\r\\n" or a lone "\\r", as for Python's csv module reading a file
 opened with newline="". Fields may be quoted as RFC 4180 says ("..." with "" for a quote);
-the kernel takes what it can be sure of and marks the rest for the Python rules in
-submission.py (a line to re-parse) or for the csv module (a record that spans lines).
+a quoted field may hold line breaks (the record then spans lines). The kernel takes what it
+can be sure of and marks the rest for the Python rules in submission.py (a one-line record
+to re-parse) or for the csv module (a record that spans lines and needs those rules).
 """
 
 from __future__ import annotations
