@@ -3,10 +3,10 @@
 Two readers share one set of rules (spec/protocol.md section 1):
 
 * the fast reader, numba kernels over blocks of up to 8 MB (submission_scan: the bytes,
-  submission_ids: the ids), handles one record per line, quoted or not, any line break,
-  and decimal numbers. Any line it is unsure about is handed, on its own, to the Python
-  rules below; a quoted field with a line break in it (a record that spans lines) hands
-  the whole file to the slow reader.
+  submission_ids: the ids), handles records quoted or not (a quoted id may hold line
+  breaks), any line break, and decimal numbers. Any single-line record it is unsure about
+  is handed, on its own, to the Python rules below; one that spans lines (or a header that
+  does) hands the whole file to the slow reader.
 * the slow reader, Python's csv module, accepts every CSV dialect detail and defines the
   semantics: a cell's value is float32(float(text)).
 
@@ -642,6 +642,7 @@ _MIN_SEGMENT_BYTES = 64 << 10
 _PARALLEL_BYTES = 1 << 20  # smaller blocks are parsed in one thread
 _MAX_SLOTS = 1 << 20  # rows per block; bounds the per-block bookkeeping of narrow files
 _BLANK_BYTES = 64 << 10  # blank lines before the header are skipped this much at a time
+_MAX_OPEN_BLOCKS = 4  # a record with line breaks in it may grow a block to this many
 
 
 def _read_fast(
@@ -752,6 +753,8 @@ def _read_blocks(
     try:
         while True:
             count, lines = _compact(block, matrix)
+            if block.bounds[-1] == 0 and block.filled >= _MAX_OPEN_BLOCKS * block_bytes:
+                return None  # a record longer than valid ones can be: the slow reader says why
             following = None
             if not block.final and not block.counts[:, scan.CUT].any():
                 buffers.append(buffers.pop(0) if len(buffers) == 2 else np.empty_like(buffers[0]))
@@ -764,8 +767,8 @@ def _read_blocks(
             if not _collect(block, count, lines, layout, rows, matrix):
                 return None
             rows.table.decode()
-            if block.done == 0 and following is not None:  # room for all ids at once
-                read = int(block.bounds[-1])
+            read = int(block.bounds[-1])
+            if block.done == 0 and following is not None and read:  # room for all ids at once
                 rows.table.reserve(len(rows) * (data_bytes - read) // read,
                                    int(rows.table.starts[len(rows)]) * (data_bytes - read) // read)
             if following is None or parsing is None:  # that was the last block
@@ -805,8 +808,8 @@ def _read_block(
     if previous is not None:
         consumed = int(previous.bounds[-1])
         carry = previous.filled - consumed
-        if carry + 1 >= len(buffer):
-            buffer = np.empty_like(previous.buffer)
+        if carry + 1 >= len(buffer):  # (a record with line breaks longer than the buffer)
+            buffer = np.empty(2 * len(previous.buffer), dtype=np.uint8)
         buffer[:carry] = previous.buffer[consumed : previous.filled]
     while True:
         got = handle.readinto(memoryview(buffer)[carry:-1]) or 0
@@ -830,13 +833,14 @@ def _read_block(
         status=np.empty(segments * slots, dtype=np.int8),
         records=np.empty((segments * slots, scan.RECORD_COLUMNS), dtype=np.int32),
         codes=np.empty(segments * slots, dtype=np.uint64),
-        counts=np.empty((segments, 3), dtype=np.int64),
+        counts=np.empty((segments, scan.COUNT_COLUMNS), dtype=np.int64),
     )
 
 
 def _parse(block: _Block, targets: np.ndarray, matrix: np.ndarray, key: np.ndarray) -> None:
-    arguments = (block.buffer, block.filled, block.bounds, targets, matrix, block.done,
-                 block.slots, block.status, block.records, block.codes, key, block.counts)
+    arguments = (block.buffer, block.filled, block.final, block.bounds, targets, matrix,
+                 block.done, block.slots, block.status, block.records, block.codes, key,
+                 block.counts)
     if block.filled < _PARALLEL_BYTES:
         # Waking threads costs more than a small file takes.
         for segment in range(len(block.counts)):
@@ -846,6 +850,7 @@ def _parse(block: _Block, targets: np.ndarray, matrix: np.ndarray, key: np.ndarr
         # delays its own small segment.
         with numba.parallel_chunksize(1):
             scan.parse_segments(*arguments)
+    scan.fix_segments(*arguments)
 
 
 def _compact(block: _Block, matrix: np.ndarray) -> tuple[int, np.ndarray]:
@@ -854,7 +859,7 @@ def _compact(block: _Block, matrix: np.ndarray) -> tuple[int, np.ndarray]:
     row = 0
     line_base = block.first_line
     bases = []
-    for segment, (count, lines, cut) in enumerate(block.counts.tolist()):
+    for segment, (count, lines, cut, _, _) in enumerate(block.counts.tolist()):
         slot = segment * block.slots
         if slot and count:
             done = block.done
@@ -884,8 +889,9 @@ def _collect(
     """
     records = block.records[:count]
     line_start, line_end = records[:, scan.LINE_START], records[:, scan.LINE_END]
+    longest = records[:, scan.LONGEST]
     limit = layout.max_line_bytes
-    usable = (block.status[:count] == scan.OK) & (line_end - line_start <= limit)
+    usable = (block.status[:count] == scan.OK) & (longest <= limit)
     # (contiguous copies: a view's layout would depend on the count, and numba compiles
     # for each layout)
     scanned = (*(np.ascontiguousarray(records[:, column])
@@ -898,16 +904,30 @@ def _collect(
         line = int(lines[index])
         if block.status[index] == scan.ABORT:
             return False
-        if line_end[index] - line_start[index] > limit:
+        if longest[index] > limit:
+            if longest[index] != line_end[index] - line_start[index]:
+                return False  # which of its lines: the slow reader says
             raise _line_too_long(line, limit, header=False)
+        record = view[line_start[index] : line_end[index]]
         try:
-            text = str(view[line_start[index] : line_end[index]], "utf-8")
+            text = str(record, "utf-8")
         except UnicodeDecodeError:
-            raise _not_utf8(line) from None
+            raise _not_utf8(line + _first_bad_line(bytes(record))) from None
         raw_id, matrix[block.done + index] = _parse_record(_fields(text, line), line, layout)
         rows.add(raw_id, line)
         index += 1
     return not block.counts[:, scan.CUT].any()
+
+
+def _first_bad_line(record: bytes) -> int:
+    """Which line of a record (0: its first) is the first that is not UTF-8: the slow reader
+    checks each line before csv parses the record."""
+    for index, line in enumerate(record.splitlines()):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return index
+    return 0
 
 
 @numba.njit(cache=True, nogil=True)

@@ -2,8 +2,9 @@
 
 A line ends at "\\n", "\\r\\n" or a lone "\\r", as for Python's csv module reading a file
 opened with newline="". Fields may be quoted as RFC 4180 says ("..." with "" for a quote);
-the kernel takes what it can be sure of and marks the rest for the Python rules in
-submission.py (a line to re-parse) or for the csv module (a record that spans lines).
+a quoted field may hold line breaks (the record then spans lines). The kernel takes what it
+can be sure of and marks the rest for the Python rules in submission.py (a one-line record
+to re-parse) or for the csv module (a record that spans lines and needs those rules).
 """
 
 from __future__ import annotations
@@ -23,13 +24,18 @@ MAX_CELL_CHARS = 100  # one embedding value; float64's longest repr has 24 chara
 FIELD_LIMIT = csv.field_size_limit()  # characters: csv refuses a longer field
 ID_BYTES = 4_000  # four bytes per character of the longest id: a longer one is refused
 
-OK, PYTHON, ABORT = 0, 1, 2  # a line's fate: parsed, re-parsed by Python, slow reader
-# Columns of a line's record (int32): the id as scanned_id left it (bytes, state, suffix;
-# its hash is in a separate array), the line's bytes without its line break, and its line
-# number counted from the segment's start.
-ID_START, ID_END, ID_STATE, ID_SUFFIX, LINE_START, LINE_END, LINE = range(7)
-RECORD_COLUMNS = 7
-ROWS, LINES, CUT = range(3)  # a segment's counts; CUT: it ran out of row slots there
+OK, PYTHON, ABORT = 0, 1, 2  # a record's fate: parsed, re-parsed by Python, slow reader
+# Columns of a record (int32): the id as scanned_id left it (bytes, state, suffix; its hash
+# is in a separate array), the record's bytes without its final line break, its first line's
+# number counted from the segment's start, and its longest line (a quoted field may hold
+# line breaks: then the record spans lines, and each one has to fit the line limit).
+ID_START, ID_END, ID_STATE, ID_SUFFIX, LINE_START, LINE_END, LINE, LONGEST = range(8)
+RECORD_COLUMNS = 8
+# A segment's counts. CUT: it ran out of row slots there. REACH: where its records end (past
+# its last line break; a record that starts in a segment may end in a later one). OPEN: the
+# record at REACH goes on past the block's bytes (it is read again with the next block).
+ROWS, LINES, CUT, REACH, OPEN = range(5)
+COUNT_COLUMNS = 5
 
 # Bytes: 34 is ", 44 is a comma, 10 a line feed (LF), 13 a carriage return (CR).
 _POW10 = np.array([10.0**k for k in range(23)])  # exact doubles
@@ -69,6 +75,7 @@ def segment_bounds(buffer: np.ndarray, filled: int, final: bool, segments: int) 
 def parse_segments(
     buffer: np.ndarray,
     filled: int,
+    final: bool,
     bounds: np.ndarray,
     targets: np.ndarray,
     matrix: np.ndarray,
@@ -82,14 +89,15 @@ def parse_segments(
 ) -> None:
     """Parse the segments in parallel (see parse_segment)."""
     for segment in numba.prange(bounds.shape[0] - 1):
-        parse_segment(buffer, filled, bounds, targets, matrix, done, slots, status, records,
-                      codes, key, counts, segment)
+        parse_segment(buffer, filled, final, bounds, targets, matrix, done, slots, status,
+                      records, codes, key, counts, segment)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def parse_segment(
     buffer: np.ndarray,
     filled: int,
+    final: bool,
     bounds: np.ndarray,
     targets: np.ndarray,
     matrix: np.ndarray,
@@ -102,13 +110,14 @@ def parse_segment(
     counts: np.ndarray,
     segment: int,
 ) -> None:
-    """Parse one segment's lines into matrix[done + segment * slots + i].
+    """Parse the records that start in one segment into matrix[done + segment * slots + i].
 
     One pass over the bytes: numbers end at the first non-digit, so no line splitting is
     needed beforehand. targets: per header field, its matrix column, -1 for the id, -2 for
-    an ignored field. status says which lines Python must re-parse (or that the slow reader
-    must take over); codes get the ids' hashes (key: the id table's); counts[segment] =
-    (rows, lines, cut).
+    an ignored field. status says which records Python must re-parse (or that the slow
+    reader must take over); codes get the ids' hashes (key: the id table's);
+    counts[segment] = (rows, lines, cut, reach, open). The segment is assumed to start at a
+    record's start: fix_segments re-parses one that started inside a quoted field.
     """
     n_fields = targets.shape[0]
     k = bounds[segment]
@@ -116,6 +125,7 @@ def parse_segment(
     rows = 0
     lines = 0
     cut = 0
+    still_open = 0
     while k < stop:
         line_start = k
         c = buffer[k]
@@ -136,6 +146,10 @@ def parse_segment(
         slot = segment * slots + rows
         out = matrix[done + slot]
         state = OK
+        spans = False  # a quoted field holds a line break
+        breaks = 0
+        last_line = line_start  # where the record's last line so far starts
+        longest = 0  # bytes of its longest line before that
         field_index = 0
         while True:
             target = targets[field_index]
@@ -151,8 +165,12 @@ def parse_segment(
                         break
                 out[target] = value
             else:
-                start, end, k, pairs, bits, text = _scan_text(buffer, k, filled,
-                                                              buffer[k] == 34)
+                start, end, k, pairs, bits, text, broken = _scan_text(buffer, k, filled,
+                                                                      buffer[k] == 34)
+                if broken:
+                    spans = True
+                    breaks, last_line, longest = _line_breaks(buffer, start, end, breaks,
+                                                              last_line, longest)
                 if not text:
                     state = PYTHON
                     break
@@ -182,20 +200,113 @@ def parse_segment(
             break
         if state == OK and field_index != n_fields:
             state = PYTHON
-        while k < stop and buffer[k] != 10 and buffer[k] != 13:
-            k += 1
-        if state == PYTHON and ends_in_quotes(buffer, line_start, k):
-            state = ABORT  # the record goes on past the line break: only csv can tell
+        closed = True
+        if state == PYTHON:  # Python's rules take single lines; csv says where the record ends
+            k, closed = _record_end(buffer, line_start, filled)
+            spans = not closed or _line_breaks(buffer, line_start, k, 0, 0, 0)[0] > 0
+            if spans:
+                state = ABORT
+        ending = 2 if buffer[k] == 13 and buffer[k + 1] == 10 else 1
+        if not final and (not closed or k >= filled or (buffer[k] == 13 and k + 1 == filled)):
+            # (the record goes on in the next block, or its "\r" may be half a "\r\n")
+            k = line_start
+            still_open = 1
+            break
         status[slot] = state
         records[slot, LINE_START] = line_start
         records[slot, LINE_END] = k
         records[slot, LINE] = lines
+        records[slot, LONGEST] = max(longest, k - last_line)
         rows += 1
-        lines += 1
-        k += 2 if buffer[k] == 13 and buffer[k + 1] == 10 else 1
+        lines += 1 + breaks
+        k = min(k + ending, filled)
     counts[segment, ROWS] = rows
     counts[segment, LINES] = lines
     counts[segment, CUT] = cut
+    counts[segment, REACH] = max(k, bounds[segment])
+    counts[segment, OPEN] = still_open
+
+
+@numba.njit(cache=True, nogil=True)
+def fix_segments(
+    buffer: np.ndarray,
+    filled: int,
+    final: bool,
+    bounds: np.ndarray,
+    targets: np.ndarray,
+    matrix: np.ndarray,
+    done: int,
+    slots: int,
+    status: np.ndarray,
+    records: np.ndarray,
+    codes: np.ndarray,
+    key: np.ndarray,
+    counts: np.ndarray,
+) -> None:
+    """After the parallel parse: a segment whose start fell inside a record (a quoted line
+    break) is parsed again from where the previous one's records end; bounds[-1] becomes
+    the end of the block's last whole record."""
+    segments = len(bounds) - 1
+    for segment in range(1, segments):
+        before = segment - 1
+        if counts[before, CUT] or counts[before, OPEN]:  # nothing after it counts
+            counts[segment:, ROWS] = 0
+            counts[segment:, LINES] = 0
+            counts[segment:, CUT] = counts[before, CUT]
+            counts[segment:, REACH] = counts[before, REACH]
+            counts[segment:, OPEN] = counts[before, OPEN]
+            break
+        reach = counts[before, REACH]
+        if reach != bounds[segment]:
+            bounds[segment] = min(reach, bounds[segment + 1])
+            parse_segment(buffer, filled, final, bounds, targets, matrix, done, slots, status,
+                          records, codes, key, counts, segment)
+            counts[segment, REACH] = max(counts[segment, REACH], reach)
+    last = counts[segments - 1]
+    bounds[segments] = last[REACH] if last[OPEN] or last[CUT] == 0 else bounds[segments]
+
+
+@numba.njit(cache=True, nogil=True)
+def _record_end(buffer: np.ndarray, start: int, filled: int) -> tuple[int, bool]:
+    """Where csv ends the record at start (its final line break, or filled), and whether
+    its quotes are closed there."""
+    state = 0  # as in ends_in_quotes
+    k = start
+    while k < filled:
+        c = buffer[k]
+        if state != 2 and (c == 10 or c == 13):
+            return k, True
+        if state == 0:
+            state = 2 if c == 34 else 0 if c == 44 else 1
+        elif state == 1:
+            if c == 44:
+                state = 0
+        elif state == 2:
+            if c == 34:
+                state = 3
+        else:
+            state = 2 if c == 34 else 0 if c == 44 else 1
+        k += 1
+    return k, state != 2
+
+
+@numba.njit(cache=True, nogil=True)
+def _line_breaks(
+    buffer: np.ndarray, start: int, end: int, breaks: int, line_start: int, longest: int
+) -> tuple[int, int, int]:
+    """Count on over buffer[start:end] ("\r\n" is one line break): line breaks, where the
+    last line starts, the longest line before it (bytes)."""
+    k = start
+    while k < end:
+        c = buffer[k]
+        if c == 10 or c == 13:
+            longest = max(longest, k - line_start)
+            k += 2 if c == 13 and k + 1 < end and buffer[k + 1] == 10 else 1
+            line_start = k
+            breaks += 1
+        else:
+            k += 1
+    return breaks, line_start, longest
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -223,10 +334,11 @@ def _unusual_cell(buffer: np.ndarray, k: int, filled: int) -> tuple[np.float32, 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _scan_text(
     buffer: np.ndarray, k: int, filled: int, quoted: bool
-) -> tuple[int, int, int, bool, int, bool]:
-    """An id or ignored field at k: (start, end, next k, has "" pairs, bytes or-ed, taken).
+) -> tuple[int, int, int, bool, int, bool, bool]:
+    """An id or ignored field at k: (start, end, next k, has "" pairs, bytes or-ed, taken,
+    holds a line break).
 
-    taken=False: a quoted field that does not close on this line or is followed by more
+    taken=False: a quoted field that does not close in the block or is followed by more
     characters before the separator (csv would append them): Python decides.
     """
     bits = 0
@@ -238,23 +350,23 @@ def _scan_text(
                 break
             bits |= c
             k += 1
-        return start, k, k, False, bits, True
+        return start, k, k, False, bits, True, False
     k += 1
     start = k
     pairs = False
+    broken = False
     while k < filled:
         c = buffer[k]
         if c == 34:
             if buffer[k + 1] != 34:  # buffer[filled] is a pad byte, never a quote
-                return start, k, k + 1, pairs, bits, True
+                return start, k, k + 1, pairs, bits, True, broken
             pairs = True
             k += 2
             continue
-        if c == 10 or c == 13:
-            break
+        broken = broken or c == 10 or c == 13
         bits |= c
         k += 1
-    return start, k, k, pairs, bits, False
+    return start, k, k, pairs, bits, False, broken
 
 
 @numba.njit(cache=True, nogil=True)

@@ -292,14 +292,24 @@ def test_quoted_ids_keep_commas_quotes_and_suffixes(tmp_path: Path) -> None:
     assert error.code == "duplicate_ids" and "line 6" in str(error) and "line 2" in str(error)
 
 
-def test_a_record_that_spans_lines_is_read_by_the_csv_module(tmp_path: Path) -> None:
-    path = write(tmp_path, 'id,0,1\n"a\nb",1,2\nc,3,4\nd,1,x\n')
+def test_ids_that_span_lines_are_read_by_the_fast_reader(tmp_path: Path) -> None:
+    path = write(tmp_path, 'id,0,1\n"a\nb",1,2\n"c\r\nd\re",3,4\nf,1,x\n')
+    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):
+        error = rejected(path)
+        assert error.code == "non_numeric" and "line 7" in str(error)
+        path = write(tmp_path, 'id,0,1\n"a\nb",1,2\nc,3,4\n" a\nb\n",5,6\n')
+        error = rejected(path)
+        assert error.code == "duplicate_ids" and "line 5" in str(error) and "line 2" in str(error)
+        path = write(tmp_path, 'id,0,1\n"a\nb",1,2\nc,3,4\n')
+        assert read_submission(path).ids.tolist() == ["a\nb", "c"]
+
+
+def test_other_records_that_span_lines_are_read_by_the_csv_module(tmp_path: Path) -> None:
+    path = write(tmp_path, 'id,0,1\na,"1\n",2\nc,3,4\nd,1,x\n')
     slow = sub._read_slow
     with patch.object(sub, "_read_slow", side_effect=slow) as called:
         error = rejected(path)
-    assert called.called and error.code == "non_numeric" and "line 5" in str(error)
-    path = write(tmp_path, 'id,0,1\n"a\nb",1,2\nc,3,4\n')
-    assert read_submission(path).ids.tolist() == ["a\nb", "c"]
+    assert called.called and error.code == "non_numeric" and "line 2" in str(error)
 
 
 def test_values_are_float32_of_the_decimal(tmp_path: Path) -> None:

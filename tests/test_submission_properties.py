@@ -160,7 +160,7 @@ def test_csv_shaped_text(content: bytes) -> None:
 
 ID_TEXT = st.lists(
     st.sampled_from(['"', ",", " ", "\t", "\x1c", "\u2003", "\xa0", "\x85", "é", "a", "b",
-                     "\n", "\r", ".zarr", ".zarr.zip", "\x00", "\U0001f600"]),
+                     "\n", "\r", "\r\n", ".zarr", ".zarr.zip", "\x00", "\U0001f600"]),
     max_size=5,
 ).map("".join)
 
@@ -196,6 +196,8 @@ def csv_written(draw: st.DrawFn) -> bytes:
 @example(content=b'id,0\n" \xc2\x85a\xe2\x80\x83 ",1\nb,2\n')
 @example(content=b'id,0\n"a\rb",1\nc,2\n')
 @example(content=b'id,0\n"a"b,1\nc,"2"3\n')
+@example(content=b'"note","0","id","1"\n"\n","0.0",\xff"s0","0.0"\n')  # not UTF-8: line 3
+@example(content=b'id,0\n"a\r\nb",1\n"a\r\nb",2\n')  # a duplicate: lines 2 and 4
 def test_quoted_text(content: bytes) -> None:
     same_verdict(content, block_bytes=24)
 
@@ -204,6 +206,39 @@ def test_quoted_text(content: bytes) -> None:
 @given(content=csv_written())
 def test_quoted_text_with_the_parallel_kernel(content: bytes) -> None:
     same_verdict(content, block_bytes=64, parallel=True)
+
+
+@st.composite
+def ids_with_line_breaks(draw: st.DrawFn) -> bytes:
+    """A valid submission whose ids (csv.writer quotes them) hold line breaks."""
+    ending = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    breaks = st.sampled_from(["\n", "\r\n", "\r", "\n\n", "\r\r\n"])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator=ending)
+    writer.writerow(["id", "0", "1", "note"])
+    for row in range(draw(st.integers(1, 12))):
+        sample_id = draw(breaks).join(draw(st.lists(st.sampled_from(["a", '"', ","]),
+                                                     min_size=1, max_size=3)))
+        note = draw(st.sampled_from(["", "x", "y\nz"]))
+        writer.writerow([f"{row}{sample_id}", draw(NUMBERS), draw(NUMBERS), note])
+    return out.getvalue().encode()
+
+
+@settings(SETTINGS, max_examples=100)
+@given(content=ids_with_line_breaks(), block_bytes=st.sampled_from([24, 40, 200]),
+       parallel=st.booleans())
+def test_ids_with_line_breaks_need_no_slow_reader(
+    content: bytes, block_bytes: int, parallel: bool
+) -> None:
+    expected = outcome(slow, write(content))
+    # (blocks grow for a record with line breaks, up to _MAX_OPEN_BLOCKS: these records
+    # have at most ~90 bytes)
+    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")), \
+            patch.object(sub, "_BLOCK_BYTES", block_bytes), \
+            patch.object(sub, "_MIN_BLOCK_BYTES", block_bytes), \
+            patch.object(sub, "_MIN_SEGMENT_BYTES", 4), \
+            patch.object(sub, "_PARALLEL_BYTES", 0 if parallel else sub._PARALLEL_BYTES):
+        assert outcome(fast, write(content)) == expected
 
 
 def test_id_white_space_is_what_str_strip_removes() -> None:
