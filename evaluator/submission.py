@@ -4,9 +4,10 @@ Two readers share one set of rules (spec/protocol.md section 1):
 
 * the fast reader, numba kernels over blocks of up to 8 MB (submission_scan: the bytes,
   submission_ids: the ids), handles records quoted or not (a quoted id may hold line
-  breaks), any line break, and decimal numbers. Any single-line record it is unsure about
-  is handed, on its own, to the Python rules below; one that spans lines (or a header that
-  does) hands the whole file to the slow reader.
+  breaks), any line break, and decimal numbers. Any record it is unsure about is handed,
+  on its own, to the Python rules below (csv reads one that spans lines, as the slow reader
+  would); a header that spans lines, or a record longer than a few blocks, hands the whole
+  file to the slow reader.
 * the slow reader, Python's csv module, accepts every CSV dialect detail and defines the
   semantics: a cell's value is float32(float(text)).
 
@@ -614,13 +615,17 @@ class _CheckedLines:
     """The physical lines csv reads, each checked before csv sees it: its length in bytes
     (without the line break; read no further than the limit), then its UTF-8."""
 
-    def __init__(self, text: io.TextIOWrapper) -> None:
+    def __init__(self, text: io.TextIOBase, data_limit: int | None = None,
+                 first_line: int = 1) -> None:
+        """data_limit: lines of data records (a header's width allows); None: the header's
+        lines first (then the reader sets header and limit)."""
         self.text = text
-        self.header = True  # until a header was read; then the limit follows its width
-        self.limit = _MAX_HEADER_BYTES
+        self.header = data_limit is None
+        self.limit = _MAX_HEADER_BYTES if data_limit is None else data_limit
+        self.first_line = first_line
 
     def __iter__(self) -> Iterator[str]:
-        line = 0
+        line = self.first_line - 1
         while content := self.text.readline(self.limit + 2):  # characters: >= as many bytes
             line += 1
             body = content.rstrip("\r\n")  # newline="": one "\n", "\r\n" or "\r" at most
@@ -900,34 +905,33 @@ def _collect(
     view = memoryview(block.buffer)
     index = 0
     while (index := rows.table.add_block(block.buffer, scanned, usable, lines, index)) < count:
-        # Python's rules decide about this line: they raise, or take it as numba could not.
+        # Python's rules decide about this record: they raise, or take it as numba could not.
         line = int(lines[index])
-        if block.status[index] == scan.ABORT:
-            return False
-        if longest[index] > limit:
-            if longest[index] != line_end[index] - line_start[index]:
-                return False  # which of its lines: the slow reader says
-            raise _line_too_long(line, limit, header=False)
         record = view[line_start[index] : line_end[index]]
-        try:
-            text = str(record, "utf-8")
-        except UnicodeDecodeError:
-            raise _not_utf8(line + _first_bad_line(bytes(record))) from None
-        raw_id, matrix[block.done + index] = _parse_record(_fields(text, line), line, layout)
+        if longest[index] != line_end[index] - line_start[index]:  # it spans lines
+            fields = _spanning_record(record, line, limit)
+        else:
+            if longest[index] > limit:
+                raise _line_too_long(line, limit, header=False)
+            try:
+                text = str(record, "utf-8")
+            except UnicodeDecodeError:
+                raise _not_utf8(line) from None
+            fields = _fields(text, line)
+        raw_id, matrix[block.done + index] = _parse_record(fields, line, layout)
         rows.add(raw_id, line)
         index += 1
     return not block.counts[:, scan.CUT].any()
 
 
-def _first_bad_line(record: bytes) -> int:
-    """Which line of a record (0: its first) is the first that is not UTF-8: the slow reader
-    checks each line before csv parses the record."""
-    for index, line in enumerate(record.splitlines()):
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError:
-            return index
-    return 0
+def _spanning_record(record: memoryview, line: int, limit: int) -> list[str]:
+    """A record with line breaks in it (line: its first), read as the slow reader reads it:
+    csv over its physical lines, each checked first; the same messages, the same lines."""
+    text = io.StringIO(str(record, "utf-8", "surrogateescape"), newline="")
+    try:
+        return next(csv.reader(_CheckedLines(text, limit, line)))
+    except csv.Error as error:
+        raise _not_csv(line, error) from None
 
 
 @numba.njit(cache=True, nogil=True)

@@ -3,8 +3,8 @@
 A line ends at "\\n", "\\r\\n" or a lone "\\r", as for Python's csv module reading a file
 opened with newline="". Fields may be quoted as RFC 4180 says ("..." with "" for a quote);
 a quoted field may hold line breaks (the record then spans lines). The kernel takes what it
-can be sure of and marks the rest for the Python rules in submission.py (a one-line record
-to re-parse) or for the csv module (a record that spans lines and needs those rules).
+can be sure of and marks the rest, one record at a time, for the Python rules in
+submission.py (csv reads a record that spans lines, as the slow reader would).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ MAX_CELL_CHARS = 100  # one embedding value; float64's longest repr has 24 chara
 FIELD_LIMIT = csv.field_size_limit()  # characters: csv refuses a longer field
 ID_BYTES = 4_000  # four bytes per character of the longest id: a longer one is refused
 
-OK, PYTHON, ABORT = 0, 1, 2  # a record's fate: parsed, re-parsed by Python, slow reader
+OK, PYTHON = 0, 1  # a record's fate: parsed, or re-parsed by the Python rules
 # Columns of a record (int32): the id as scanned_id left it (bytes, state, suffix; its hash
 # is in a separate array), the record's bytes without its final line break, its first line's
 # number counted from the segment's start, and its longest line (a quoted field may hold
@@ -146,7 +146,6 @@ def parse_segment(
         slot = segment * slots + rows
         out = matrix[done + slot]
         state = OK
-        spans = False  # a quoted field holds a line break
         breaks = 0
         last_line = line_start  # where the record's last line so far starts
         longest = 0  # bytes of its longest line before that
@@ -168,7 +167,6 @@ def parse_segment(
                 start, end, k, pairs, bits, text, broken = _scan_text(buffer, k, filled,
                                                                       buffer[k] == 34)
                 if broken:
-                    spans = True
                     breaks, last_line, longest = _line_breaks(buffer, start, end, breaks,
                                                               last_line, longest)
                 if not text:
@@ -201,11 +199,9 @@ def parse_segment(
         if state == OK and field_index != n_fields:
             state = PYTHON
         closed = True
-        if state == PYTHON:  # Python's rules take single lines; csv says where the record ends
+        if state == PYTHON:  # the record ends where csv ends it: its lines are counted again
             k, closed = _record_end(buffer, line_start, filled)
-            spans = not closed or _line_breaks(buffer, line_start, k, 0, 0, 0)[0] > 0
-            if spans:
-                state = ABORT
+            breaks, last_line, longest = _line_breaks(buffer, line_start, k, 0, line_start, 0)
         ending = 2 if buffer[k] == 13 and buffer[k + 1] == 10 else 1
         if not final and (not closed or k >= filled or (buffer[k] == 13 and k + 1 == filled)):
             # (the record goes on in the next block, or its "\r" may be half a "\r\n")

@@ -304,12 +304,39 @@ def test_ids_that_span_lines_are_read_by_the_fast_reader(tmp_path: Path) -> None
         assert read_submission(path).ids.tolist() == ["a\nb", "c"]
 
 
-def test_other_records_that_span_lines_are_read_by_the_csv_module(tmp_path: Path) -> None:
-    path = write(tmp_path, 'id,0,1\na,"1\n",2\nc,3,4\nd,1,x\n')
-    slow = sub._read_slow
-    with patch.object(sub, "_read_slow", side_effect=slow) as called:
+@pytest.mark.parametrize(
+    ("content", "code", "line"),
+    [
+        (b'id,0,1\na,"1\n",2\nc,3,4\nd,1,x\n', "non_numeric", 2),  # a cell with a line break
+        (b'id,0,1\nc,3,4\n"a\nb",1,x\n', "non_numeric", 3),  # a bad cell after an id's break
+        (b'id,0,1\r\n"a\r\n\r\nb",1,"2\r"\r\n', "non_numeric", 2),
+        (b'id,0,1\na,1,2\n"b\nc,3,4\n', "not_csv", 3),  # a quote left open at the end
+        (b'id,0,1\na,1,2\n"b\nc,3,4', "not_csv", 3),
+        (b'id,0,1\n"a\n' + b"b" * 5000 + b'",1,2\n', "line_too_long", 3),  # its second line
+        (b'id,0,1\n"a\n\xff",1,2\n', "not_utf8", 3),
+        (b'id,0,1\n"a\nb"c,1,2\nd,3,x\n', "non_numeric", 4),  # csv appends c: lines go on
+        (b'id,0,1\n"a\nb"c,1,2\n"a\nbc",3,4\n', "duplicate_ids", 4),
+    ],
+)
+def test_records_that_span_lines_get_the_slow_readers_verdict_on_their_own(
+    tmp_path: Path, content: bytes, code: str, line: int
+) -> None:
+    # Only the record is read by csv (as the slow reader reads it), not the whole file.
+    path = write(tmp_path, content)
+    with pytest.raises(SubmissionError) as slow:
+        sub._read_slow(path, None)
+    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):
         error = rejected(path)
-    assert called.called and error.code == "non_numeric" and "line 2" in str(error)
+    assert (error.code, str(error)) == (slow.value.code, str(slow.value))
+    assert error.code == code and str(error).startswith(f"line {line}")
+
+
+def test_a_record_with_a_line_break_that_csv_completes_is_read(tmp_path: Path) -> None:
+    path = write(tmp_path, 'id,0,1\n"a\nb"c,1,2\nd,3,4\n')
+    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):
+        submission = read_submission(path)
+    assert submission.ids.tolist() == ["a\nbc", "d"]
+    assert submission.matrix.tolist() == [[1, 2], [3, 4]]
 
 
 def test_values_are_float32_of_the_decimal(tmp_path: Path) -> None:
