@@ -6,8 +6,8 @@ Two readers share one set of rules (spec/protocol.md section 1):
   submission_ids: the ids), handles records quoted or not (a quoted id may hold line
   breaks), any line break, and decimal numbers. Any record it is unsure about is handed,
   on its own, to the Python rules below (csv reads one that spans lines, as the slow reader
-  would); a header that spans lines, or a record longer than a few blocks, hands the whole
-  file to the slow reader.
+  would, as it reads a header that spans lines); a record longer than a few blocks hands
+  the whole file to the slow reader.
 * the slow reader, Python's csv module, accepts every CSV dialect detail and defines the
   semantics: a cell's value is float32(float(text)).
 
@@ -653,7 +653,8 @@ _MAX_OPEN_BLOCKS = 4  # a record with line breaks in it may grow a block to this
 def _read_fast(
     path: Path, size: int, embedding_dim: int | None
 ) -> tuple[_Layout, _Rows, np.ndarray] | None:
-    """Parse in parallel; None = let the slow reader decide (a record spans lines)."""
+    """Parse in parallel; None = let the slow reader decide (a record longer than a few
+    blocks)."""
     with path.open("rb") as handle:
         line = _skip_blank_lines(handle)
         if line is None:
@@ -667,17 +668,41 @@ def _read_fast(
             text = header.decode("utf-8")
         except UnicodeDecodeError:
             raise _not_utf8(line) from None
-        if '"' in text:
-            if scan.ends_in_quotes(np.frombuffer(header, dtype=np.uint8), 0, len(header)):
-                return None
-        else:  # before any per-column work
+        data_line = line + 1
+        if '"' not in text:  # before any per-column work
             _check_field_count(text.count(",") + 1, embedding_dim, f"line {line} (header)")
-        layout = _layout(_fields(text, line), embedding_dim, line)
-        if end == len(window):
+        if '"' in text and scan.ends_in_quotes(np.frombuffer(header, np.uint8), 0, len(header)):
+            fields, data_start, data_line = _spanning_header(handle, start, line)
+        else:
+            fields = _fields(text, line)
+            data_start = start + end + (2 if window[end : end + 2] == b"\r\n" else 1)
+        layout = _layout(fields, embedding_dim, line)
+        if data_start >= size:
             return layout, _Rows(), np.empty((0, len(layout.fields)), dtype=np.float32)
-        data_start = start + end + (2 if window[end : end + 2] == b"\r\n" else 1)
         handle.seek(data_start)
-        return _read_blocks(handle, size - data_start, layout, line + 1)
+        return _read_blocks(handle, size - data_start, layout, data_line)
+
+
+def _spanning_header(handle: BinaryIO, start: int, line: int) -> tuple[list[str], int, int]:
+    """A header with line breaks in it (at start, on line), read as the slow reader reads
+    it: its fields, where the data starts, and on which line."""
+    handle.seek(start)
+    text = io.TextIOWrapper(handle, encoding="utf-8", errors="surrogateescape", newline="")
+    header_bytes = 0  # (text.tell() is an opaque cookie, not always a byte offset)
+
+    def counted(lines: Iterator[str]) -> Iterator[str]:
+        nonlocal header_bytes
+        for content in lines:
+            header_bytes += len(content.encode("utf-8", errors="surrogateescape"))
+            yield content
+
+    reader = csv.reader(counted(iter(_CheckedLines(text, first_line=line))))
+    try:
+        fields = next(reader)
+    except csv.Error as error:
+        raise _not_csv(line, error) from None
+    text.detach()  # (the handle stays open)
+    return fields, start + header_bytes, line + reader.line_num
 
 
 def _header_window(handle: BinaryIO) -> tuple[bytes, int]:

@@ -316,12 +316,17 @@ def test_ids_that_span_lines_are_read_by_the_fast_reader(tmp_path: Path) -> None
         (b'id,0,1\n"a\n\xff",1,2\n', "not_utf8", 3),
         (b'id,0,1\n"a\nb"c,1,2\nd,3,x\n', "non_numeric", 4),  # csv appends c: lines go on
         (b'id,0,1\n"a\nb"c,1,2\n"a\nbc",3,4\n', "duplicate_ids", 4),
+        (b'id,0,"\n1"\r\na,1,2\r\nb,3,x\r\n', "non_numeric", 4),  # a header's line break
+        (b'id,0,"a\n\xff"\na,1,2\n', "not_utf8", 2),
+        (b'id,0,"a\n' + b"b" * (sub._MAX_HEADER_BYTES + 1) + b'"\n', "line_too_long", 2),
+        (b'id,0,0,"a\nb,1,2\n', "duplicate_columns", 1),  # the header's quote left open
     ],
 )
 def test_records_that_span_lines_get_the_slow_readers_verdict_on_their_own(
     tmp_path: Path, content: bytes, code: str, line: int
 ) -> None:
-    # Only the record is read by csv (as the slow reader reads it), not the whole file.
+    # Only the record (or header) is read by csv, as the slow reader reads it; not the
+    # whole file.
     path = write(tmp_path, content)
     with pytest.raises(SubmissionError) as slow:
         sub._read_slow(path, None)
@@ -331,12 +336,17 @@ def test_records_that_span_lines_get_the_slow_readers_verdict_on_their_own(
     assert error.code == code and str(error).startswith(f"line {line}")
 
 
-def test_a_record_with_a_line_break_that_csv_completes_is_read(tmp_path: Path) -> None:
+def test_a_record_or_header_with_a_line_break_that_csv_completes_is_read(tmp_path: Path) -> None:
     path = write(tmp_path, 'id,0,1\n"a\nb"c,1,2\nd,3,4\n')
     with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):
         submission = read_submission(path)
     assert submission.ids.tolist() == ["a\nbc", "d"]
     assert submission.matrix.tolist() == [[1, 2], [3, 4]]
+    path = write(tmp_path, '\nid,"x\r\ny",0\r\n\r\na,1,2\r\nb,3,4')  # and a header's
+    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):
+        submission = read_submission(path)
+    assert submission.ids.tolist() == ["a", "b"] and submission.matrix.tolist() == [[2], [4]]
+    assert repr("x\r\ny") in submission.warnings[0]
 
 
 def test_values_are_float32_of_the_decimal(tmp_path: Path) -> None:

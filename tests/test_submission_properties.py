@@ -217,14 +217,15 @@ OPEN_ENDS = st.sampled_from(["", "", '"', '"z', '"z\n1,2', 'w,"1\n', 'w,1,2,"y\r
 
 @st.composite
 def ids_with_line_breaks(draw: st.DrawFn, bad: bool = False) -> bytes:
-    """A submission whose ids (csv.writer quotes them) hold line breaks; valid unless bad:
-    then some cells are bad and the file may end inside a quoted field."""
+    """A submission whose ids (and maybe a header name: csv.writer quotes them) hold line
+    breaks; valid unless bad: then some cells are bad and the file may end inside a quoted
+    field."""
     ending = draw(st.sampled_from(["\n", "\r\n", "\r"]))
     breaks = st.sampled_from(["\n", "\r\n", "\r", "\n\n", "\r\r\n"])
     cells = st.one_of(NUMBERS, NUMBERS, NUMBERS, BAD_CELLS) if bad else NUMBERS
     out = io.StringIO()
     writer = csv.writer(out, lineterminator=ending)
-    writer.writerow(["id", "0", "1", "note"])
+    writer.writerow(["id", "0", "1", draw(st.sampled_from(["note", "no\nte", "\r\n"]))])
     for row in range(draw(st.integers(1, 12))):
         sample_id = draw(breaks).join(draw(st.lists(st.sampled_from(["a", '"', ","]),
                                                      min_size=1, max_size=3)))
@@ -240,6 +241,8 @@ def ids_with_line_breaks(draw: st.DrawFn, bad: bool = False) -> bytes:
 @example(content=b'id,0,1,note\n0a,1,2,"y\nz"\n"1\nb",1,"\r2",\n', block_bytes=24,
          parallel=False)
 @example(content=b'id,0,1,note\n0a,1,2,\n"z\n1,2', block_bytes=24, parallel=False)
+@example(content=b'id,0,1,"no\nte"\n"0a\nb",1,x,\n', block_bytes=24, parallel=False)
+@example(content=b'id,0,1,"\r\n"\r0a,0.0,0.0,\r', block_bytes=24, parallel=False)
 def test_records_with_line_breaks_need_no_slow_reader(
     content: bytes, block_bytes: int, parallel: bool
 ) -> None:
