@@ -626,13 +626,14 @@ class _CheckedLines:
 
     def __iter__(self) -> Iterator[str]:
         line = self.first_line - 1
+        header_bytes = 0  # a header with quoted line breaks: its lines together, too
         while content := self.text.readline(self.limit + 2):  # characters: >= as many bytes
             line += 1
             body = content.rstrip("\r\n")  # newline="": one "\n", "\r\n" or "\r" at most
-            if len(body) > self.limit or (
-                not body.isascii()
-                and len(body.encode("utf-8", errors="surrogateescape")) > self.limit
-            ):
+            size = len(body) if body.isascii() else len(
+                body.encode("utf-8", errors="surrogateescape"))
+            header_bytes += size + len(content) - len(body) if self.header else 0
+            if size > self.limit or header_bytes > self.limit:
                 raise _line_too_long(line, self.limit, self.header)
             if _ESCAPED_BYTE_RE.search(content):
                 raise _not_utf8(line)

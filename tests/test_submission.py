@@ -565,6 +565,14 @@ def test_header_longer_than_any_challenge(tmp_path: Path) -> None:
     assert error.code == "line_too_long" and str(error).startswith("line 1 (header)")
 
 
+def test_a_header_of_many_short_lines_is_bounded_as_a_whole(tmp_path: Path) -> None:
+    # Quoted line breaks make each line short; together they are over any header's size.
+    fields = sub._MAX_HEADER_BYTES // 4 + 1
+    path = write(tmp_path, "id," + '"\n",' * fields + "0\na,1,2\n")
+    error = both_readers(path)
+    assert error.code == "line_too_long" and "(header)" in str(error)
+
+
 @pytest.mark.parametrize(
     ("dim", "content", "code"),
     [
