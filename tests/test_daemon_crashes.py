@@ -58,13 +58,20 @@ POINTS = {
 }
 
 
+def crash_settings(tmp_path: Path, server: EvalAIServer, world: World,
+                   github: GitHubServer) -> Path:
+    """The small challenge, fed by the EvalAI server and published to GitHub, with the
+    crash tests' worker limits."""
+    return write_evalai_settings(tmp_path, make_challenge(tmp_path)[0], server.url, world,
+                                 github=github, workers=WORKERS)
+
+
 @pytest.mark.parametrize(("point", "left"), POINTS.items(), ids=list(POINTS))
 def test_a_sigkill_at_any_step_then_a_restart_changes_nothing_but_the_time(
         point: str, left: tuple[int, int, int], tmp_path: Path, evalai_server: EvalAIServer,
         evalai_world: World, github: GitHubServer) -> None:
     server, world = evalai_server, evalai_world
-    path = write_evalai_settings(tmp_path, make_challenge(tmp_path)[0], server.url, world,
-                                 github=github, workers=WORKERS)
+    path = crash_settings(tmp_path, server, world, github)
     settings = load_settings(path, environ=secrets(world))
     one, two = world.participants
     dev = world.phases["dev"]
@@ -138,8 +145,7 @@ def test_a_submission_that_kills_the_daemon_every_time_fails_at_the_attempt_cap(
     """A file that brings the whole daemon down (say, the VM's OOM killer) is retried until
     workers.max_attempts (3), then failed with a message and reported; the queue moves on."""
     server, world = evalai_server, evalai_world
-    path = write_evalai_settings(tmp_path, make_challenge(tmp_path)[0], server.url, world,
-                                 github=github, workers=WORKERS)
+    path = crash_settings(tmp_path, server, world, github)
     settings = load_settings(path, environ=secrets(world))
     one, two = world.participants
     dev = world.phases["dev"]
@@ -170,8 +176,7 @@ def test_a_message_deleted_with_a_stale_handle_is_deleted_again_when_it_comes_ba
     server, world = evalai_server, evalai_world
     server.keep_on_stale_delete()
     server.set_visibility_timeout(600)  # the restart comes before the message is back
-    path = write_evalai_settings(tmp_path, make_challenge(tmp_path)[0], server.url, world,
-                                 github=github, workers=WORKERS)
+    path = crash_settings(tmp_path, server, world, github)
     settings = load_settings(path, environ=secrets(world))
     submission = server.submit(world.participants[0], world.phases["dev"], OVER_THE_CAP)
     assert daemon(path, world, crash_at="claimed").returncode == -signal.SIGKILL
@@ -193,8 +198,7 @@ def test_an_evaluation_child_dies_with_its_daemon(
     """A killed daemon leaves no evaluation running: the orphan would hold a CPU and memory
     beyond any wall-time limit (nobody is left to enforce it) and race the restart."""
     server, world = evalai_server, evalai_world
-    path = write_evalai_settings(tmp_path, make_challenge(tmp_path)[0], server.url, world,
-                                 github=github, workers=WORKERS)
+    path = crash_settings(tmp_path, server, world, github)
     server.submit(world.participants[0], world.phases["dev"],
                   (tmp_path / "challenge" / "submission.csv").read_bytes())
     crashed = daemon(path, world, crash_at="evaluating")
