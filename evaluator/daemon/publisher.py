@@ -39,7 +39,7 @@ FINAL = {"finished", "failed", "cancelled"}
 
 @dataclass(frozen=True)
 class Rendered:
-    key: tuple[str, datetime | None]  # the phase's standings digest, the boards' date
+    key: tuple[int | None, datetime | None]  # the phase's newest snapshot, the boards' date
     board: Board
     files: dict[str, bytes]
 
@@ -214,7 +214,8 @@ class Publisher:
         as_of = max((snapshot.created_at
                      for each in challenge_phases(session, self.settings.challenge)
                      if (snapshot := latest_snapshot(session, each))), default=None)
-        key = (_standings_digest(session, [phase]), as_of)
+        newest = latest_snapshot(session, phase)  # a new snapshot on every change
+        key = (newest.id if newest is not None else None, as_of)
         cached = self.rendered.get(phase.id)
         if cached is None or cached.key != key:
             board = phase_board(session, phase, now=as_of)
