@@ -119,6 +119,17 @@ def with_tail(rows: int, width: int, tail: str | bytes, repeat: int = 1,
     return make
 
 
+def opened_at(rows: int, width: int, row: int) -> Callable[[Path], None]:
+    """A valid file but for a double quote before one row's id, never closed: the rest of
+    the file is one quoted field as csv reads it."""
+    def make(path: Path) -> None:
+        with path.open("w") as handle:
+            handle.write(header(width))
+            handle.writelines(f'"{line}' if index == row else line
+                              for index, line in enumerate(matrix_rows(rows, width)))
+    return make
+
+
 def dialect(rows: int, width: int, edit: Callable[[str], str], head: str = "",
             newline: str = "\n") -> Callable[[Path], None]:
     """A valid file written another way: each line (without its line break) edited, lines
@@ -203,6 +214,8 @@ def cases(quick: bool) -> list[tuple[str, str, Callable[[Path], None], int | Non
          None),
         ("dialect", "hostile full-size, bad cell in a last record with a line break",
          with_tail(full - 1, 1024, '"s999\n9999",' + "x," * 1023 + "1\n"), None),
+        ("dialect", "hostile full-size, a quote opened mid-file and never closed",
+         opened_at(full, 1024, full // 2), None),
         ("dialect", "hostile full-size, a quote left open in the last record",
          with_tail(full - 1, 1024, '"s999\n9999,' + "1," * 1023 + "1\n"), None),
         ("dialect", "hostile full-size, a value at a float32 tie on every row",

@@ -6,8 +6,8 @@ Two readers share one set of rules (spec/protocol.md section 1):
   submission_ids: the ids), handles records quoted or not (a quoted id may hold line
   breaks), any line break, and decimal numbers. Any record it is unsure about is handed,
   on its own, to the Python rules below (csv reads one that spans lines, as the slow reader
-  would, as it reads a header that spans lines); a record longer than a few blocks hands
-  the whole file to the slow reader.
+  would, as it reads a header that spans lines; one still open past a row's limit, such as
+  a quote never closed, is read by csv from the file up to the rule it breaks).
 * the slow reader, Python's csv module, accepts every CSV dialect detail and defines the
   semantics: a cell's value is float32(float(text)).
 
@@ -338,6 +338,12 @@ def _layout(header: list[str], embedding_dim: int | None, line: int = 1) -> _Lay
     names = [name.strip() for name in header]
     if names:
         names[0] = names[0].lstrip("\ufeff").strip()  # Excel's byte-order mark
+    width = len(names) - 1
+    if width and names[0] == "id" and names[1:] == list(map(str, range(width))):
+        # id,0,1,...,N-1 as pandas and numpy write it: nothing to find, sort or compare.
+        if embedding_dim is not None:
+            _check_dim(width, embedding_dim, where)
+        return _Layout(names, line, 0, list(range(1, len(names))), [])
     id_fields = [index for index, name in enumerate(names) if name == "id"]
     if not id_fields:
         raise SubmissionError("no_id_column", f"{where}: {_no_id_message(names)}")
@@ -543,6 +549,17 @@ def _line_too_long(line: int, limit: int, header: bool) -> SubmissionError:
     )
 
 
+def _record_too_long(first: int, line: int, limit: int) -> SubmissionError:
+    # (most likely a quote left open: csv's own error for that, hence its code)
+    return SubmissionError(
+        "not_csv",
+        f"line {first}: the record that starts here runs on to line {line} (a value in "
+        f"double quotes holds line breaks) and is longer than {limit:,} bytes, the most a row "
+        "of this header can take. Check for a double quote that is never closed; a value "
+        "that starts with a double quote must end with one.",
+    )
+
+
 def _not_csv(line: int, error: csv.Error) -> SubmissionError:
     return SubmissionError(
         "not_csv",
@@ -593,6 +610,7 @@ def _read_slow(
         try:
             for record in reader:
                 line, start = start, reader.line_num + 1
+                lines.next_record()
                 if not record:
                     continue  # blank line
                 if layout is None:
@@ -613,7 +631,9 @@ def _read_slow(
 
 class _CheckedLines:
     """The physical lines csv reads, each checked before csv sees it: its length in bytes
-    (without the line break; read no further than the limit), then its UTF-8."""
+    (without the line break; read no further than the limit), the length of its record so
+    far (a quoted value may hold line breaks: the lines of a record fit the limit together),
+    then its UTF-8. The reader calls next_record() after each record."""
 
     def __init__(self, text: io.TextIOBase, data_limit: int | None = None,
                  first_line: int = 1) -> None:
@@ -622,21 +642,26 @@ class _CheckedLines:
         self.text = text
         self.header = data_limit is None
         self.limit = _MAX_HEADER_BYTES if data_limit is None else data_limit
-        self.first_line = first_line
+        self.line = first_line - 1  # the last line read
+        self.record_line = first_line  # where the current record starts
+        self.record_bytes = 0  # its lines read so far, line breaks included
+
+    def next_record(self) -> None:
+        self.record_line, self.record_bytes = self.line + 1, 0
 
     def __iter__(self) -> Iterator[str]:
-        line = self.first_line - 1
-        header_bytes = 0  # a header with quoted line breaks: its lines together, too
         while content := self.text.readline(self.limit + 2):  # characters: >= as many bytes
-            line += 1
+            self.line += 1
             body = content.rstrip("\r\n")  # newline="": one "\n", "\r\n" or "\r" at most
             size = len(body) if body.isascii() else len(
                 body.encode("utf-8", errors="surrogateescape"))
-            header_bytes += size + len(content) - len(body) if self.header else 0
-            if size > self.limit or header_bytes > self.limit:
-                raise _line_too_long(line, self.limit, self.header)
+            if size > self.limit or (self.header and self.record_bytes + size > self.limit):
+                raise _line_too_long(self.line, self.limit, self.header)
+            if self.record_bytes + size > self.limit:
+                raise _record_too_long(self.record_line, self.line, self.limit)
+            self.record_bytes += size + len(content) - len(body)
             if _ESCAPED_BYTE_RE.search(content):
-                raise _not_utf8(line)
+                raise _not_utf8(self.line)
             yield content
 
 
@@ -648,14 +673,13 @@ _MIN_SEGMENT_BYTES = 64 << 10
 _PARALLEL_BYTES = 1 << 20  # smaller blocks are parsed in one thread
 _MAX_SLOTS = 1 << 20  # rows per block; bounds the per-block bookkeeping of narrow files
 _BLANK_BYTES = 64 << 10  # blank lines before the header are skipped this much at a time
-_MAX_OPEN_BLOCKS = 4  # a record with line breaks in it may grow a block to this many
 
 
 def _read_fast(
     path: Path, size: int, embedding_dim: int | None
 ) -> tuple[_Layout, _Rows, np.ndarray] | None:
-    """Parse in parallel; None = let the slow reader decide (a record longer than a few
-    blocks)."""
+    """Parse in parallel; None = let the slow reader decide (should the kernel and csv
+    disagree about where a record ends)."""
     with path.open("rb") as handle:
         line = _skip_blank_lines(handle)
         if line is None:
@@ -673,7 +697,7 @@ def _read_fast(
         if '"' not in text:  # before any per-column work
             _check_field_count(text.count(",") + 1, embedding_dim, f"line {line} (header)")
         if '"' in text and scan.ends_in_quotes(np.frombuffer(header, np.uint8), 0, len(header)):
-            fields, data_start, data_line = _spanning_header(handle, start, line)
+            fields, data_start, data_line = _record_at(handle, start, line)
         else:
             fields = _fields(text, line)
             data_start = start + end + (2 if window[end : end + 2] == b"\r\n" else 1)
@@ -684,26 +708,22 @@ def _read_fast(
         return _read_blocks(handle, size - data_start, layout, data_line)
 
 
-def _spanning_header(handle: BinaryIO, start: int, line: int) -> tuple[list[str], int, int]:
-    """A header with line breaks in it (at start, on line), read as the slow reader reads
-    it: its fields, where the data starts, and on which line."""
+def _record_at(
+    handle: BinaryIO, start: int, line: int, data_limit: int | None = None
+) -> tuple[list[str], int, int]:
+    """The record at byte `start` (on `line`; data_limit None: the header), read from the
+    file as the slow reader reads it: its fields, where the next record starts, its line."""
     handle.seek(start)
     text = io.TextIOWrapper(handle, encoding="utf-8", errors="surrogateescape", newline="")
-    header_bytes = 0  # (text.tell() is an opaque cookie, not always a byte offset)
-
-    def counted(lines: Iterator[str]) -> Iterator[str]:
-        nonlocal header_bytes
-        for content in lines:
-            header_bytes += len(content.encode("utf-8", errors="surrogateescape"))
-            yield content
-
-    reader = csv.reader(counted(iter(_CheckedLines(text, first_line=line))))
+    lines = _CheckedLines(text, data_limit, first_line=line)
+    reader = csv.reader(lines)
     try:
         fields = next(reader)
     except csv.Error as error:
         raise _not_csv(line, error) from None
     text.detach()  # (the handle stays open)
-    return fields, start + header_bytes, line + reader.line_num
+    # (text.tell() is an opaque cookie, not always a byte offset: the lines counted them)
+    return fields, start + lines.record_bytes, line + reader.line_num
 
 
 def _header_window(handle: BinaryIO) -> tuple[bytes, int]:
@@ -746,6 +766,7 @@ class _Block:
 
     buffer: np.ndarray
     filled: int  # bytes read into it (buffer[filled] is a pad byte)
+    start: int  # where buffer[0] is in the file
     final: bool  # the file ends here
     bounds: np.ndarray  # segments' line-start offsets; the last: bytes of whole lines
     first_line: int  # line number of buffer[0]
@@ -784,8 +805,11 @@ def _read_blocks(
     try:
         while True:
             count, lines = _compact(block, matrix)
-            if block.bounds[-1] == 0 and block.filled >= _MAX_OPEN_BLOCKS * block_bytes:
-                return None  # a record longer than valid ones can be: the slow reader says why
+            if block.bounds[-1] == 0 and block.filled - 1 > layout.max_line_bytes:
+                # One record, still open, longer than a row can be (a quote never closed?):
+                # csv reads it from the file, no further than the rules allow, and says why.
+                _record_at(handle, block.start, block.first_line, layout.max_line_bytes)
+                return None
             following = None
             if not block.final and not block.counts[:, scan.CUT].any():
                 buffers.append(buffers.pop(0) if len(buffers) == 2 else np.empty_like(buffers[0]))
@@ -836,12 +860,14 @@ def _read_block(
     """Read the next block into buffer, after the previous block's unfinished line, until
     it holds a whole line (or the file ends); room for its rows in the matrix."""
     carry = 0
+    start = handle.tell()
     if previous is not None:
         consumed = int(previous.bounds[-1])
         carry = previous.filled - consumed
         if carry + 1 >= len(buffer):  # (a record with line breaks longer than the buffer)
             buffer = np.empty(2 * len(previous.buffer), dtype=np.uint8)
         buffer[:carry] = previous.buffer[consumed : previous.filled]
+        start -= carry
     while True:
         got = handle.readinto(memoryview(buffer)[carry:-1]) or 0
         filled = carry + got
@@ -860,7 +886,7 @@ def _read_block(
     if done + segments * slots > matrix.shape[0]:  # (no kernel is running now)
         matrix.resize((done + segments * slots, matrix.shape[1]), refcheck=False)
     return _Block(
-        buffer, filled, final, bounds, first_line, done, slots,
+        buffer, filled, start, final, bounds, first_line, done, slots,
         status=np.empty(segments * slots, dtype=np.int8),
         records=np.empty((segments * slots, scan.RECORD_COLUMNS), dtype=np.int32),
         codes=np.empty(segments * slots, dtype=np.uint64),
@@ -922,7 +948,7 @@ def _collect(
     line_start, line_end = records[:, scan.LINE_START], records[:, scan.LINE_END]
     longest = records[:, scan.LONGEST]
     limit = layout.max_line_bytes
-    usable = (block.status[:count] == scan.OK) & (longest <= limit)
+    usable = (block.status[:count] == scan.OK) & (line_end - line_start <= limit)
     # (contiguous copies: a view's layout would depend on the count, and numba compiles
     # for each layout)
     scanned = (*(np.ascontiguousarray(records[:, column])

@@ -336,6 +336,36 @@ def test_records_that_span_lines_get_the_slow_readers_verdict_on_their_own(
     assert error.code == code and str(error).startswith(f"line {line}")
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        # Lines of a row each, under csv's field limit: the record's lines together are
+        # longer than a row can be.
+        ('id,0,1\na,1,2\n"b,1,2\n' + "c,1,2\n" * 30_000, "line 3: the record that starts"),
+        # A header wide enough that csv's field limit (131,072 characters) comes first.
+        ("id," + ",".join(map(str, range(1100))) + '\na' + ",1" * 1100 + '\n"b'
+         + ("," + "1" * 999 + "\n") * 200, "line 3: not readable as CSV (field larger"),
+        # A line that is not UTF-8 before either limit.
+        ('id,0,1\na,1,2\n"b,1,2\n' + "c,1,2\n" * 100 + "\udcff\n" + "c,1,2\n" * 30_000,
+         "line 104: the bytes are not valid UTF-8"),
+    ],
+)
+def test_a_quote_left_open_early_is_refused_after_one_row_s_worth(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    # The rest of the file is one record still open, over many blocks: csv reads it from
+    # the file, no further than the rules allow, with the slow reader's verdict.
+    path = tmp_path / "submission.csv"
+    path.write_bytes(content.encode("utf-8", "surrogateescape"))
+    with pytest.raises(SubmissionError) as slow:
+        sub._read_slow(path, None)
+    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")), \
+            patch.object(sub, "_BLOCK_BYTES", 4096), patch.object(sub, "_MIN_BLOCK_BYTES", 4096):
+        error = rejected(path)
+    assert (error.code, str(error)) == (slow.value.code, str(slow.value))
+    assert error.code in ("not_csv", "not_utf8") and str(error).startswith(message)
+
+
 def test_a_record_or_header_with_a_line_break_that_csv_completes_is_read(tmp_path: Path) -> None:
     path = write(tmp_path, 'id,0,1\n"a\nb"c,1,2\nd,3,4\n')
     with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):

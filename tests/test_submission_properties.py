@@ -249,8 +249,8 @@ def test_records_with_line_breaks_need_no_slow_reader(
     # Valid or not: csv reads each record with line breaks that Python's rules have to
     # decide about on its own, with the slow reader's verdict (message, line).
     expected = outcome(slow, write(content))
-    # (blocks grow for a record with line breaks, up to _MAX_OPEN_BLOCKS: these records
-    # have at most ~90 bytes)
+    # (blocks grow for a record with line breaks, up to a row's limit: these records have
+    # at most ~90 bytes)
     with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")), \
             patch.object(sub, "_BLOCK_BYTES", block_bytes), \
             patch.object(sub, "_MIN_BLOCK_BYTES", block_bytes), \
