@@ -4,8 +4,9 @@ per row until the end.
 The ids' UTF-8 bytes live in one growing byte arena, separated by line feeds, and a keyed
 hash table (SipHash-1-3 with a random key per process, as Python's own str hash, so that no
 file can be crafted to collide) finds duplicates. The fast reader adds a whole block of ids
-in one numba call (the kernel has already normalised and hashed them, in parallel); they
-become Python strings block by block, in one decode and one split each.
+in one numba call (the kernel has already normalised and hashed them, in parallel). They
+become Python strings only when asked (one decode and one split): scoring looks its ids up
+in the table instead (rows_of).
 
 The id rules, written twice (for one str in submission.py, for bytes here): strip white
 space as str.strip() does, then drop one .zarr.zip or .zarr suffix; an id is at most
@@ -51,7 +52,6 @@ class IdTable:
         # Per slot: the hash's upper half, then the row (a probe rarely reads more); _FREE.
         self.slots = np.full(1 << 11, _FREE, dtype=np.uint64)
         self.size = np.zeros(1, dtype=np.int64)  # rows; an array, for numba to update
-        self.decoded: list[str] = []  # the first rows as str
 
     def __len__(self) -> int:
         return int(self.size[0])
@@ -106,23 +106,20 @@ class IdTable:
                               self.hashes, self.lines, self.suffixes, self.slots, self.size,
                               self.key))
 
-    def decode(self) -> None:
-        """Make str of the ids added since the last call: one decode and one split."""
-        first, count = len(self.decoded), len(self)
-        if count > first:
-            arena = self.arena[self.starts[first] : self.starts[count] - 1]
-            parts = str(memoryview(arena), "utf-8").split("\n")
-            if len(parts) != count - first:  # an id with a line break in it (a quoted one)
-                parts = [str(memoryview(self.arena[self.starts[row] : self.starts[row + 1] - 1]),
-                             "utf-8") for row in range(first, count)]
-            self.decoded += parts
-
     def ids(self) -> np.ndarray:
-        """Every id as a str (object array, file order)."""
-        self.decode()
-        result = np.empty(len(self), dtype=object)
-        result[:] = self.decoded
+        """Every id as a str (object array, file order): one decode and one split."""
+        count = len(self)
+        result = np.empty(count, dtype=object)
+        if count:
+            parts = str(memoryview(self.arena[: self.starts[count] - 1]), "utf-8").split("\n")
+            if len(parts) != count:  # an id with a line break in it (a quoted one)
+                parts = [self.id_at(row) for row in range(count)]
+            result[:] = parts
         return result
+
+    def id_at(self, row: int) -> str:
+        """One row's id as a str."""
+        return str(memoryview(self.arena[self.starts[row] : self.starts[row + 1] - 1]), "utf-8")
 
     def rows_of(self, ids: Sequence[str]) -> np.ndarray:
         """The row of each id (int64), -1 where there is none: str equality with the stored
