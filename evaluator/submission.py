@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
 
@@ -67,14 +68,20 @@ _ESCAPED_BYTE_RE = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8
 class Submission:
     """A parsed submission: one row per id, embedding columns in matrix order."""
 
-    ids: np.ndarray  # object array of str, suffix-stripped, file order
+    _table: IdTable  # the ids, suffix-stripped, file order (row_positions looks them up)
     matrix: np.ndarray  # float32, C-contiguous, [rows, embedding columns as found in file]
     columns: list[str]  # embedding column names in matrix order
     warnings: list[str] = field(default_factory=list)  # for the participant's stdout
     flags: dict[str, bool] = field(default_factory=dict)  # machine-readable, e.g. ZARR_FLAG
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self._table)
+
+    @cached_property
+    def ids(self) -> np.ndarray:
+        """Object array of str, suffix-stripped, file order; made on first use (scoring
+        looks its ids up in the table: a str per row is a third of reading a narrow file)."""
+        return self._table.ids()
 
 
 @dataclass(frozen=True)
@@ -145,11 +152,12 @@ class _Rows:
                 f"{first}{note}. Each id must appear exactly once; keep one of the two rows.",
             )
 
-    def suffixed(self, ids: np.ndarray) -> tuple[int, list[str]]:
+    def suffixed(self) -> tuple[int, list[str]]:
         """How many ids carried a .zarr suffix, and the first three as written."""
         count, rows = self.table.suffixed()
         written = {len(suffix): suffix for suffix in ZARR_SUFFIXES}
-        return count, [ids[row] + written[int(self.table.suffixes[row])] for row in rows]
+        return count, [self.table.id_at(row) + written[int(self.table.suffixes[row])]
+                       for row in rows]
 
 
 def read_submission(
@@ -228,13 +236,8 @@ def padded_matrix(
 
 def row_positions(submission: Submission, required_ids: np.ndarray) -> np.ndarray:
     """Row of each required id in the submission (int64); extra submission rows are ignored."""
-    row_of = {sample_id: row for row, sample_id in enumerate(submission.ids.tolist())}
     required = np.asarray(required_ids, dtype=object).ravel()
-    positions = np.fromiter(
-        (row_of.get(sample_id, -1) for sample_id in required.tolist()),
-        dtype=np.int64,
-        count=len(required),
-    )
+    positions = submission._table.rows_of(required.tolist())
     if (positions < 0).any():
         missing = list(dict.fromkeys(required[positions < 0].tolist()))
         examples = ", ".join(_show(str(sample_id)) for sample_id in missing[:5])
@@ -499,13 +502,12 @@ def _finish(layout: _Layout, rows: _Rows, matrix: np.ndarray) -> Submission:
             "embedding carries no information, so no probe can learn from it; check that "
             "you exported the real embeddings (not a placeholder or an all-zero array).",
         )
-    ids = rows.table.ids()
-    suffixed, suffixed_ids = rows.suffixed(ids)
+    suffixed, suffixed_ids = rows.suffixed()
     warnings = []
     if suffixed:
         examples = ", ".join(_show(sample_id) for sample_id in suffixed_ids)
         warnings.append(
-            f"{suffixed} of {len(ids)} ids ended in .zarr.zip or .zarr (e.g. "
+            f"{suffixed} of {len(rows)} ids ended in .zarr.zip or .zarr (e.g. "
             f"{examples}); the suffix was removed. Remove it from the id column yourself to "
             "silence this warning."
         )
@@ -517,7 +519,7 @@ def _finish(layout: _Layout, rows: _Rows, matrix: np.ndarray) -> Submission:
             f"by digits) and were ignored: {shown}{more}."
         )
     return Submission(
-        ids=ids,
+        _table=rows.table,
         matrix=matrix,
         columns=layout.columns,
         warnings=warnings,
@@ -821,7 +823,6 @@ def _read_blocks(
                 parsing = _parser().submit(_parse, following, targets, matrix, rows.table.key)
             if not _collect(block, count, lines, layout, rows, matrix):
                 return None
-            rows.table.decode()
             read = int(block.bounds[-1])
             if block.done == 0 and following is not None and read:  # room for all ids at once
                 rows.table.reserve(len(rows) * (data_bytes - read) // read,

@@ -4,8 +4,9 @@ per row until the end.
 The ids' UTF-8 bytes live in one growing byte arena, separated by line feeds, and a keyed
 hash table (SipHash-1-3 with a random key per process, as Python's own str hash, so that no
 file can be crafted to collide) finds duplicates. The fast reader adds a whole block of ids
-in one numba call (the kernel has already normalised and hashed them, in parallel); they
-become Python strings block by block, in one decode and one split each.
+in one numba call (the kernel has already normalised and hashed them, in parallel). They
+become Python strings only when asked (one decode and one split): scoring looks its ids up
+in the table instead (rows_of).
 
 The id rules, written twice (for one str in submission.py, for bytes here): strip white
 space as str.strip() does, then drop one .zarr.zip or .zarr suffix; an id is at most
@@ -15,6 +16,7 @@ MAX_ID_CHARS characters (counted after the strip, before the suffix is dropped).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numba
 import numpy as np
@@ -50,7 +52,6 @@ class IdTable:
         # Per slot: the hash's upper half, then the row (a probe rarely reads more); _FREE.
         self.slots = np.full(1 << 11, _FREE, dtype=np.uint64)
         self.size = np.zeros(1, dtype=np.int64)  # rows; an array, for numba to update
-        self.decoded: list[str] = []  # the first rows as str
 
     def __len__(self) -> int:
         return int(self.size[0])
@@ -105,23 +106,30 @@ class IdTable:
                               self.hashes, self.lines, self.suffixes, self.slots, self.size,
                               self.key))
 
-    def decode(self) -> None:
-        """Make str of the ids added since the last call: one decode and one split."""
-        first, count = len(self.decoded), len(self)
-        if count > first:
-            arena = self.arena[self.starts[first] : self.starts[count] - 1]
-            parts = str(memoryview(arena), "utf-8").split("\n")
-            if len(parts) != count - first:  # an id with a line break in it (a quoted one)
-                parts = [str(memoryview(self.arena[self.starts[row] : self.starts[row + 1] - 1]),
-                             "utf-8") for row in range(first, count)]
-            self.decoded += parts
-
     def ids(self) -> np.ndarray:
-        """Every id as a str (object array, file order)."""
-        self.decode()
-        result = np.empty(len(self), dtype=object)
-        result[:] = self.decoded
+        """Every id as a str (object array, file order): one decode and one split."""
+        count = len(self)
+        result = np.empty(count, dtype=object)
+        if count:
+            parts = str(memoryview(self.arena[: self.starts[count] - 1]), "utf-8").split("\n")
+            if len(parts) != count:  # an id with a line break in it (a quoted one)
+                parts = [self.id_at(row) for row in range(count)]
+            result[:] = parts
         return result
+
+    def id_at(self, row: int) -> str:
+        """One row's id as a str."""
+        return str(memoryview(self.arena[self.starts[row] : self.starts[row + 1] - 1]), "utf-8")
+
+    def rows_of(self, ids: Sequence[str]) -> np.ndarray:
+        """The row of each id (int64), -1 where there is none: str equality with the stored
+        ids, in one numba call. (A lone surrogate is encoded anyway: stored ids are valid
+        UTF-8, so it matches nothing.)"""
+        encoded = [sample_id.encode("utf-8", "surrogatepass") for sample_id in ids]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
+        data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        return _rows_of(self.arena, self.starts, self.hashes, self.slots, self.key, data, offsets)
 
     def suffixed(self) -> tuple[int, list[int]]:
         """How many ids had a suffix dropped, and the first three such rows."""
@@ -137,7 +145,7 @@ def _rehash(slots: np.ndarray, hashes: np.ndarray, count: int) -> None:
         slot = np.int64(hashes[row] & np.uint64(mask))
         while slots[slot] != _FREE:
             slot = (slot + 1) & mask
-        slots[slot] = (hashes[row] >> np.uint64(32) << np.uint64(32)) | np.uint64(row)
+        slots[slot] = _tag(hashes[row]) | np.uint64(row)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -163,24 +171,58 @@ def _commit(
     return _TAKEN
 
 
+@numba.njit(cache=True, nogil=True)
+def _rows_of(
+    arena: np.ndarray, starts: np.ndarray, hashes: np.ndarray, slots: np.ndarray,
+    key: np.ndarray, data: np.ndarray, offsets: np.ndarray,
+) -> np.ndarray:
+    codes = np.empty(len(offsets) - 1, dtype=np.uint64)
+    for index in range(len(codes)):  # first, as in _add_block: probes back to back overlap
+        codes[index] = siphash(key, data, offsets[index], offsets[index + 1])
+    rows = np.empty(len(codes), dtype=np.int64)
+    for index in range(len(codes)):
+        rows[index] = max(-1, _find(arena, starts, hashes, slots, codes[index], data,
+                                    offsets[index], offsets[index + 1]))
+    return rows
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
 def _find_or_insert(
     arena: np.ndarray, starts: np.ndarray, hashes: np.ndarray, slots: np.ndarray,
     code: np.uint64, start: int, end: int, row: int,
 ) -> int:
     """The row of an id equal to arena[start:end], or -1 after taking a slot for `row`."""
+    found = _find(arena, starts, hashes, slots, code, arena, start, end)
+    if found >= 0:
+        return found
+    slots[-1 - found] = _tag(code) | np.uint64(row)
+    return -1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _find(
+    arena: np.ndarray, starts: np.ndarray, hashes: np.ndarray, slots: np.ndarray,
+    code: np.uint64, data: np.ndarray, start: int, end: int,
+) -> int:
+    """The row of the id equal to data[start:end] (whose hash is code), or -1 - the free
+    slot where it would go."""
     mask = len(slots) - 1
     slot = np.int64(code & np.uint64(mask))
-    tag = code >> np.uint64(32) << np.uint64(32)
+    tag = _tag(code)
     while slots[slot] != _FREE:
         if slots[slot] & ~_ROW == tag:
             other = np.int64(slots[slot] & _ROW)
             if hashes[other] == code and _same(arena, starts[other], starts[other + 1] - 1,
-                                               start, end):
+                                               data, start, end):
                 return other
         slot = (slot + 1) & mask
-    slots[slot] = tag | np.uint64(row)
-    return -1
+    return -1 - slot
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _tag(code: np.uint64) -> np.uint64:
+    """The hash's upper half, as a slot holds it."""
+    return code >> np.uint64(32) << np.uint64(32)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -369,11 +411,12 @@ def _ends_with(data: np.ndarray, low: int, high: int, suffix: np.ndarray) -> boo
 
 
 @numba.njit(cache=True, nogil=True)
-def _same(data: np.ndarray, a: int, a_end: int, b: int, b_end: int) -> bool:
+def _same(a_data: np.ndarray, a: int, a_end: int, b_data: np.ndarray, b: int,
+          b_end: int) -> bool:
     if a_end - a != b_end - b:
         return False
     for k in range(a_end - a):  # noqa: SIM110
-        if data[a + k] != data[b + k]:
+        if a_data[a + k] != b_data[b + k]:
             return False
     return True
 

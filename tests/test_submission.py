@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from unittest.mock import patch
 
@@ -459,6 +460,51 @@ def test_row_positions_ignore_extra_ids(tmp_path: Path) -> None:
     positions = row_positions(submission, np.array(["c", "a", "c"], dtype=object))
     assert positions.dtype == np.int64 and positions.tolist() == [2, 0, 2]
     assert row_positions(submission, np.array([], dtype=object)).tolist() == []
+
+
+def read_fast(path: Path) -> sub.Submission:
+    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):
+        return read_submission(path)
+
+
+def read_slow(path: Path) -> sub.Submission:
+    with patch.object(sub, "_read_fast", return_value=None):  # None: the slow reader decides
+        return read_submission(path)
+
+
+# Quoted "" (the fast reader unquotes), a line break, white space and suffixes to drop,
+# non-ASCII (the kernel strips U+3000; "e" + U+0301 is not "é").
+LOOKED_UP = ["a", "B", ' " c " ', "d.zarr", "e.zarr.zip", "é", "e\u0301", "日本", "\u3000f\u3000",
+             "g\nh", 'q"uote', "x" * 100]
+QUERIES = ["A", "b", " a", "a ", "c", " c ", "d", "d.zarr", "e.zarr", "e", "é", "e\u0301",
+           "E\u0301", "日", "日本", "f", "\u3000f", "g\nh", "g\r\nh", 'q"uote', "x" * 100,
+           "x" * 99, "", "\ud800", "a\udcff", "日本\ud800"]
+
+
+@pytest.mark.parametrize("read", [read_fast, read_slow])
+def test_row_positions_agree_with_a_dict_over_the_ids(
+    tmp_path: Path, read: Callable[[Path], sub.Submission]
+) -> None:
+    submission = read(write(tmp_path, "id,0\n" + "".join(
+        f'"{sample_id.replace(chr(34), 2 * chr(34))}",{row}\n'
+        for row, sample_id in enumerate(LOOKED_UP))))
+    expected = [sample_id.strip().removesuffix(".zarr.zip").removesuffix(".zarr")
+                for sample_id in LOOKED_UP]
+    assert len(submission) == len(expected)
+    assert submission.ids.tolist() == expected
+    row_of = {sample_id: row for row, sample_id in enumerate(submission.ids.tolist())}
+    absent = [query for query in QUERIES if query not in row_of]
+    for required in [expected[::-1], *(["a", query] for query in QUERIES), QUERIES + absent[::-1]]:
+        missing = list(dict.fromkeys(query for query in required if query not in row_of))
+        if not missing:
+            positions = row_positions(submission, np.array(required, dtype=object))
+            assert positions.tolist() == [row_of[query] for query in required]
+            continue
+        with pytest.raises(SubmissionError) as caught:
+            row_positions(submission, np.array(required, dtype=object))
+        examples = ", ".join(sub._show(query) for query in missing[:5])
+        assert str(caught.value).startswith(f"{len(missing)} required id(s) are missing from "
+                                            f"the submission (for example {examples}).")
 
 
 def test_check_submission_reports(tmp_path: Path) -> None:

@@ -72,6 +72,7 @@ def outcome(read: Callable[[Path], sub.Submission], path: Path) -> tuple[Any, ..
     assert result.matrix.dtype == np.float32 and result.matrix.flags.c_contiguous
     assert np.isfinite(result.matrix).all()
     assert len(result.ids) == len(result.matrix) == len(set(result.ids.tolist()))
+    assert sub.row_positions(result, result.ids).tolist() == list(range(len(result)))
     return (
         "ok", result.ids.tolist(), result.matrix.tobytes(), result.columns, result.warnings,
         result.flags,
