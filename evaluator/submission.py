@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import logging
 import os
 import re
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -670,11 +673,12 @@ class _CheckedLines:
 # --- the fast reader: numba over blocks of lines (submission_scan, submission_ids) ---------
 
 _MIN_BLOCK_BYTES = 1 << 20
-_PARSERS: dict[int, ThreadPoolExecutor] = {}  # by process id: see _parser
+_POOLS: dict[tuple[int, str], ThreadPoolExecutor] = {}  # see _pool
 _MIN_SEGMENT_BYTES = 64 << 10
 _PARALLEL_BYTES = 1 << 20  # smaller blocks are parsed in one thread
 _MAX_SLOTS = 1 << 20  # rows per block; bounds the per-block bookkeeping of narrow files
 _BLANK_BYTES = 64 << 10  # blank lines before the header are skipped this much at a time
+_BUFFERS = 3  # blocks in flight: one whose ids are taken, two read and parsed ahead
 
 
 def _read_fast(
@@ -762,11 +766,31 @@ def _skip_blank_lines(handle: BinaryIO) -> int | None:
     return None
 
 
+class _Space:
+    """Memory for a block, used again block after block (fresh pages cost more than
+    parsing them): its bytes and its rows' bookkeeping."""
+
+    def __init__(self, block_bytes: int) -> None:
+        # One byte more than is read: the kernel relies on a non-digit after the last line.
+        self.buffer = np.empty(block_bytes + 1, dtype=np.uint8)
+        self.status = np.empty(0, dtype=np.int8)
+        self.records = np.empty((0, scan.RECORD_COLUMNS), dtype=np.int32)
+        self.codes = np.empty(0, dtype=np.uint64)
+
+    def rows(self, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Bookkeeping for `count` rows: status, records, codes (grown when short)."""
+        if count > len(self.status):
+            self.status = np.empty(count, dtype=np.int8)
+            self.records = np.empty((count, scan.RECORD_COLUMNS), dtype=np.int32)
+            self.codes = np.empty(count, dtype=np.uint64)
+        return self.status[:count], self.records[:count], self.codes[:count]
+
+
 @dataclass
 class _Block:
     """One buffer of lines: what the kernel made of them, and where their rows go."""
 
-    buffer: np.ndarray
+    space: _Space
     filled: int  # bytes read into it (buffer[filled] is a pad byte)
     start: int  # where buffer[0] is in the file
     final: bool  # the file ends here
@@ -778,13 +802,25 @@ class _Block:
     records: np.ndarray
     codes: np.ndarray
     counts: np.ndarray
+    count: int = 0  # rows, once compacted
+    lines: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # theirs
+    last: bool = False  # no block follows
+
+    @property
+    def buffer(self) -> np.ndarray:
+        return self.space.buffer
+
+    def overlong(self, limit: int) -> bool:
+        """One record, still open, longer than a row can be (a quote never closed?)."""
+        return bool(self.bounds[-1] == 0 and self.filled - 1 > limit)
 
 
 def _read_blocks(
     handle: BinaryIO, data_bytes: int, layout: _Layout, first_line: int
 ) -> tuple[_Layout, _Rows, np.ndarray] | None:
-    """Parse block after block; the ids of one are taken while the kernel parses the next
-    (a narrow file has as much id work as number work)."""
+    """The kernel's thread reads and parses block after block, ahead of this one, which
+    takes their ids and Python's verdicts (a narrow file has as much id work as number
+    work)."""
     width = len(layout.fields)
     # A valid row has a separator after every field but the last (whose line break may be
     # missing) and a character in the id and in every embedding cell: a bound on the rows
@@ -794,72 +830,153 @@ def _read_blocks(
     # parsed); long rows make few ids, and fewer blocks launch fewer threads.
     block_bytes = min(_BLOCK_BYTES, max(_MIN_BLOCK_BYTES, data_bytes // 8, 64 * min_row_bytes),
                       _MAX_SLOTS * min_row_bytes, data_bytes + 1)
-    # Untouched pages of this upper bound cost no memory; resize() gives back the rest.
-    matrix = np.empty((data_bytes // min_row_bytes + 64, width), dtype=np.float32)
-    segments = max(1, min(4 * numba.get_num_threads(), block_bytes // _MIN_SEGMENT_BYTES))
+    lanes = numba.get_num_threads()  # as many as this thread's numba would use
+    segments = max(1, min(4 * lanes, block_bytes // _MIN_SEGMENT_BYTES))
+    # Every row, and the row slots of a block in flight: untouched pages of this upper
+    # bound cost no memory, and resize() gives back the rest.
+    matrix = np.empty((data_bytes // min_row_bytes + 64
+                       + segments * (block_bytes // min_row_bytes + 1), width), dtype=np.float32)
     rows = _Rows()
-    # One byte more than is read: the kernel relies on a non-digit after the last line.
-    buffers = [np.empty(block_bytes + 1, dtype=np.uint8)]
-    block = _read_block(handle, buffers[0], None, first_line, 0, layout, matrix, segments)
-    targets = layout.targets()
-    _parse(block, targets, matrix, rows.table.key)
-    parsing: Future[None] | None = None
+    kernel = _Kernel(handle, layout, matrix, segments, lanes, rows.table.key,
+                     [_Space(block_bytes) for _ in range(_BUFFERS)])
+    running = _pool("kernel", 1).submit(kernel.run, first_line)
     try:
         while True:
-            count, lines = _compact(block, matrix)
-            if block.bounds[-1] == 0 and block.filled - 1 > layout.max_line_bytes:
-                # One record, still open, longer than a row can be (a quote never closed?):
-                # csv reads it from the file, no further than the rules allow, and says why.
+            block = kernel.next()
+            if block.overlong(layout.max_line_bytes):
+                # csv reads that record from the file, no further than the rules allow, and
+                # says why.
                 _record_at(handle, block.start, block.first_line, layout.max_line_bytes)
                 return None
-            following = None
-            if not block.final and not block.counts[:, scan.CUT].any():
-                buffers.append(buffers.pop(0) if len(buffers) == 2 else np.empty_like(buffers[0]))
-                following = _read_block(
-                    handle, buffers[-1], block, block.first_line + int(
-                        block.counts[:, scan.LINES].sum()), block.done + count, layout,
-                    matrix, segments)
-                buffers[-1] = following.buffer
-                parsing = _parser().submit(_parse, following, targets, matrix, rows.table.key)
-            if not _collect(block, count, lines, layout, rows, matrix):
+            if not _collect(block, layout, rows, matrix):
                 return None
             read = int(block.bounds[-1])
-            if block.done == 0 and following is not None and read:  # room for all ids at once
-                rows.table.reserve(len(rows) * (data_bytes - read) // read,
-                                   int(rows.table.starts[len(rows)]) * (data_bytes - read) // read)
-            if following is None or parsing is None:  # that was the last block
+            if block.done == 0 and not block.last and read:
+                # Room for all ids at once, as the first block's predict them, and 1/8 more:
+                # growing copies every id, and fresh memory costs more than reading.
+                rest = (data_bytes - read) * 9 // 8
+                rows.table.reserve(len(rows) * rest // read,
+                                   int(rows.table.starts[len(rows)]) * rest // read)
+            if block.last:
                 break
-            parsing.result()
-            parsing, block = None, following
+            kernel.release(block)
     finally:
-        if parsing is not None:  # the kernel writes into the buffers and the matrix
-            wait([parsing])
+        kernel.stop()
+        wait([running])  # (it writes into the buffers and the matrix)
     matrix.resize((len(rows), width), refcheck=False)
     return layout, rows, matrix
 
 
-def _parser() -> ThreadPoolExecutor:
-    """The thread that parses the blocks after the first, one per process: its numba
-    threads are started once, not for every read (a forked child makes its own)."""
-    pid = os.getpid()
-    if pid not in _PARSERS:
-        _PARSERS.clear()
-        _PARSERS[pid] = ThreadPoolExecutor(1, thread_name_prefix="submission-kernel")
-    return _PARSERS[pid]
+class _Kernel:
+    """Blocks read and parsed in the kernel's thread, handed over in file order (its error
+    in its place: an earlier line's problem is reported first); their memory comes back."""
+
+    def __init__(self, handle: BinaryIO, layout: _Layout, matrix: np.ndarray, segments: int,
+                 lanes: int, key: np.ndarray, spaces: list[_Space]) -> None:
+        self.handle, self.layout, self.matrix = handle, layout, matrix
+        self.segments, self.lanes, self.key, self.targets = segments, lanes, key, layout.targets()
+        self.free = spaces
+        self.ready: deque[_Block | BaseException] = deque()
+        self.held = 0  # blocks handed over and not released
+        self.stopped = False
+        self.changed = threading.Condition()
+
+    def run(self, first_line: int) -> None:
+        try:
+            block = None
+            while True:
+                space = self._take_space()
+                if space is None:
+                    return
+                block = _read_block(self.handle, space, block, first_line,
+                                    block.done + block.count if block else 0, self.layout,
+                                    self.segments)
+                if not self._make_room(block):
+                    return
+                _parse(block, self.targets, self.matrix, self.key, self.lanes)
+                block.count, block.lines = _compact(block, self.matrix)
+                # The next block starts after its whole records: none after a cut (a wrong
+                # line is among these) or a record too long (csv reads it from the file).
+                block.last = bool(block.final or block.counts[:, scan.CUT].any()
+                                  or block.overlong(self.layout.max_line_bytes))
+                self._hand_over(block)
+                if block.last:
+                    return
+                first_line = block.first_line + int(block.counts[:, scan.LINES].sum())
+        except BaseException as error:  # the reader's thread raises it, in its place
+            self._hand_over(error)
+
+    def next(self) -> _Block:
+        """The next block, or the kernel's error in its place."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.ready)
+            item = self.ready.popleft()
+            self.held += not isinstance(item, BaseException)
+            self.changed.notify_all()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def release(self, block: _Block) -> None:
+        with self.changed:
+            self.free.append(block.space)
+            self.held -= 1
+            self.changed.notify_all()
+
+    def stop(self) -> None:
+        with self.changed:
+            self.stopped = True
+            self.changed.notify_all()
+
+    def _take_space(self) -> _Space | None:
+        """Memory no block handed over uses (None: the reader stopped)."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.stopped or self.free)
+            return None if self.stopped else self.free.pop()
+
+    def _make_room(self, block: _Block) -> bool:
+        """Matrix rows for the block's slots (a block grown for a long record may need more
+        than were set aside), once the reader's thread no longer writes into the matrix;
+        False: it stopped."""
+        need = block.done + self.segments * block.slots
+        if need > self.matrix.shape[0]:
+            with self.changed:
+                self.changed.wait_for(lambda: self.stopped or not (self.ready or self.held))
+                if self.stopped:
+                    return False
+                self.matrix.resize((need, self.matrix.shape[1]), refcheck=False)
+        return True
+
+    def _hand_over(self, item: _Block | BaseException) -> None:
+        with self.changed:
+            self.ready.append(item)
+            self.changed.notify_all()
+
+
+def _pool(name: str, workers: int) -> ThreadPoolExecutor:
+    """This process's threads (a forked child makes its own), started once, not for every
+    read: "kernel" reads and parses the blocks (_Kernel.run; reads in other threads wait
+    their turn), "lanes" parse with it."""
+    key = (os.getpid(), name)
+    if key not in _POOLS:
+        for stale in [other for other in _POOLS if other[0] != key[0]]:  # (a fork's parent's)
+            del _POOLS[stale]
+        _POOLS[key] = ThreadPoolExecutor(workers, thread_name_prefix=f"submission-{name}")
+    return _POOLS[key]
 
 
 def _read_block(
     handle: BinaryIO,
-    buffer: np.ndarray,
+    space: _Space,
     previous: _Block | None,
     first_line: int,
     done: int,
     layout: _Layout,
-    matrix: np.ndarray,
     segments: int,
 ) -> _Block:
-    """Read the next block into buffer, after the previous block's unfinished line, until
-    it holds a whole line (or the file ends); room for its rows in the matrix."""
+    """Read the next block into space, after the previous block's unfinished line, until
+    it holds a whole line (or the file ends)."""
+    buffer = space.buffer
     carry = 0
     start = handle.tell()
     if previous is not None:
@@ -884,30 +1001,39 @@ def _read_block(
         carry = filled
     min_row_bytes = len(layout.names) + len(layout.fields)
     slots = int(np.diff(bounds).max()) // min_row_bytes + 1
-    if done + segments * slots > matrix.shape[0]:  # (no kernel is running now)
-        matrix.resize((done + segments * slots, matrix.shape[1]), refcheck=False)
-    return _Block(
-        buffer, filled, start, final, bounds, first_line, done, slots,
-        status=np.empty(segments * slots, dtype=np.int8),
-        records=np.empty((segments * slots, scan.RECORD_COLUMNS), dtype=np.int32),
-        codes=np.empty(segments * slots, dtype=np.uint64),
-        counts=np.empty((segments, scan.COUNT_COLUMNS), dtype=np.int64),
-    )
+    space.buffer = buffer  # (grown, or the same)
+    status, records, codes = space.rows(segments * slots)
+    return _Block(space, filled, start, final, bounds, first_line, done, slots, status,
+                  records, codes, counts=np.empty((segments, scan.COUNT_COLUMNS), dtype=np.int64))
 
 
-def _parse(block: _Block, targets: np.ndarray, matrix: np.ndarray, key: np.ndarray) -> None:
+def _parse(block: _Block, targets: np.ndarray, matrix: np.ndarray, key: np.ndarray,
+           lanes: int) -> None:
+    """Parse the block in `lanes` threads, this one and helpers, each taking the next
+    segment when it is free: a thread that loses its core to another process only delays
+    its own small segment."""
     arguments = (block.buffer, block.filled, block.final, block.bounds, targets, matrix,
                  block.done, block.slots, block.status, block.records, block.codes, key,
                  block.counts)
-    if block.filled < _PARALLEL_BYTES:
-        # Waking threads costs more than a small file takes.
-        for segment in range(len(block.counts)):
-            scan.parse_segment(*arguments, segment)
-    else:
-        # Dynamic scheduling: a thread that loses its core to another process only
-        # delays its own small segment.
-        with numba.parallel_chunksize(1):
-            scan.parse_segments(*arguments)
+    segments = len(block.counts)
+    next_segment = itertools.count().__next__  # (atomic: one C call)
+
+    def lane() -> None:
+        # One numba thread per lane: an idle numba worker spins, taking the core that the
+        # reader's thread needs for the ids.
+        numba.set_num_threads(1)
+        while (segment := next_segment()) < segments:
+            scan.parse_segments(*arguments, segment, segment + 1)
+
+    # Waking threads costs more than a small file takes.
+    helpers = [] if block.filled < _PARALLEL_BYTES else [
+        _pool("lanes", os.cpu_count() or 1).submit(lane) for _ in range(lanes - 1)]
+    try:
+        lane()
+    finally:
+        wait(helpers)  # (they write into the block and the matrix)
+    for helper in helpers:
+        helper.result()
     scan.fix_segments(*arguments)
 
 
@@ -932,19 +1058,12 @@ def _compact(block: _Block, matrix: np.ndarray) -> tuple[int, np.ndarray]:
     return row, np.concatenate(bases) + block.records[:row, scan.LINE]
 
 
-def _collect(
-    block: _Block,
-    count: int,
-    lines: np.ndarray,
-    layout: _Layout,
-    rows: _Rows,
-    matrix: np.ndarray,
-) -> bool:
-    """Take the block's ids (its first `count` rows, compacted), and Python's verdicts, in
-    line order.
+def _collect(block: _Block, layout: _Layout, rows: _Rows, matrix: np.ndarray) -> bool:
+    """Take the block's ids (its rows, compacted), and Python's verdicts, in line order.
 
     False: a line needs the slow reader.
     """
+    count, lines = block.count, block.lines
     records = block.records[:count]
     line_start, line_end = records[:, scan.LINE_START], records[:, scan.LINE_END]
     longest = records[:, scan.LONGEST]

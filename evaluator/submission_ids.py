@@ -71,9 +71,11 @@ class IdTable:
             new_arena = np.empty(max(2 * len(self.arena), used + id_bytes + rows), np.uint8)
             new_arena[:used] = self.arena[:used]
             self.arena = new_arena
-        if 2 * (count + rows) > len(self.slots):
+        # At most 5/8 of the slots taken: probes stay short (mostly in one cache line),
+        # and the table is at most 3.2 slots per id (8 bytes each: fresh memory is costly).
+        if 8 * (count + rows) > 5 * len(self.slots):
             capacity = len(self.slots)
-            while 2 * (count + rows) > capacity:
+            while 8 * (count + rows) > 5 * capacity:
                 capacity *= 2
             self.slots = np.full(capacity, _FREE, dtype=np.uint64)
             _rehash(self.slots, self.hashes, count)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
 import numpy as np
@@ -365,6 +367,33 @@ def test_a_quote_left_open_early_is_refused_after_one_row_s_worth(
         error = rejected(path)
     assert (error.code, str(error)) == (slow.value.code, str(slow.value))
     assert error.code in ("not_csv", "not_utf8") and str(error).startswith(message)
+
+
+@pytest.mark.parametrize("code", ["non_numeric", "line_too_long"])
+def test_the_first_problem_in_the_file_wins_however_far_ahead_blocks_are_parsed(
+    tmp_path: Path, code: str
+) -> None:
+    # Blocks are read and parsed in another thread, ahead of the one whose rows are taken
+    # (slowed down here): what it finds further on must wait for the earlier lines' verdict.
+    rows = [f"s{row},{row},1\n" for row in range(3_000)]  # ~370 rows a block of 4 kB
+    first, then = ("b,1,x\n", "y" * 20_000 + "\n")[:: 1 if code == "non_numeric" else -1]
+    # In the fourth and the fifth block: reading the fifth refuses the long line while the
+    # fourth still waits for its turn.
+    rows[1200], rows[1300] = first, then
+    path = write(tmp_path, "id,0,1\n" + "".join(rows))
+    with pytest.raises(SubmissionError) as slow:
+        sub._read_slow(path, None)
+    collect = sub._collect
+
+    def slowly(*arguments: Any) -> bool:
+        time.sleep(0.2)
+        return collect(*arguments)
+
+    with patch.object(sub, "_BLOCK_BYTES", 4096), patch.object(sub, "_MIN_BLOCK_BYTES", 4096), \
+            patch.object(sub, "_collect", slowly):
+        error = rejected(path)
+    assert (error.code, str(error)) == (slow.value.code, str(slow.value))
+    assert error.code == code and str(error).startswith("line 1202")
 
 
 def test_a_record_or_header_with_a_line_break_that_csv_completes_is_read(tmp_path: Path) -> None:
