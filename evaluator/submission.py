@@ -341,15 +341,17 @@ def _layout(header: list[str], embedding_dim: int | None, line: int = 1) -> _Lay
     of 65,536 columns is checked in milliseconds."""
     where = f"line {line} (header)"
     _check_field_count(len(header), embedding_dim, where)
+    width = len(header) - 1
+    if width and header[0] in ("id", "\ufeffid") and scan.counts_up(np.frombuffer(
+            ",".join(header[1:]).encode("utf-8", "surrogateescape"), np.uint8), width):
+        # id,0,1,...,N-1 as pandas and numpy write it: nothing to strip, find, sort or
+        # compare. (Its bytes are checked: str() of 65,536 numbers takes 5 ms.)
+        if embedding_dim is not None:
+            _check_dim(width, embedding_dim, where)
+        return _Layout(["id", *header[1:]], line, 0, list(range(1, len(header))), [])
     names = [name.strip() for name in header]
     if names:
         names[0] = names[0].lstrip("\ufeff").strip()  # Excel's byte-order mark
-    width = len(names) - 1
-    if width and names[0] == "id" and names[1:] == list(map(str, range(width))):
-        # id,0,1,...,N-1 as pandas and numpy write it: nothing to find, sort or compare.
-        if embedding_dim is not None:
-            _check_dim(width, embedding_dim, where)
-        return _Layout(names, line, 0, list(range(1, len(names))), [])
     id_fields = [index for index, name in enumerate(names) if name == "id"]
     if not id_fields:
         raise SubmissionError("no_id_column", f"{where}: {_no_id_message(names)}")

@@ -370,6 +370,29 @@ def _scan_text(
 
 
 @numba.njit(cache=True, nogil=True)
+def counts_up(data: np.ndarray, count: int) -> bool:
+    """Whether data is "0,1,2,...,count-1" exactly (a header's names, joined)."""
+    k = 0
+    for number in range(count):
+        if number:
+            if k == len(data) or data[k] != 44:
+                return False
+            k += 1
+        digits, power = 1, 10
+        while number >= power:
+            digits, power = digits + 1, power * 10
+        if k + digits > len(data):
+            return False
+        value = number
+        for position in range(k + digits - 1, k - 1, -1):
+            if data[position] != 48 + value % 10:
+                return False
+            value //= 10
+        k += digits
+    return k == len(data)
+
+
+@numba.njit(cache=True, nogil=True)
 def ends_in_quotes(buffer: np.ndarray, start: int, end: int) -> bool:
     """Whether csv would still be inside a quoted field at the end of buffer[start:end]."""
     state = 0  # 0: field start, 1: unquoted field, 2: quoted field, 3: quote in quoted field

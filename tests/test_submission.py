@@ -241,6 +241,39 @@ def test_digit_columns_are_sorted_by_value(tmp_path: Path) -> None:
     np.testing.assert_array_equal(submission.matrix, np.float32([[0, 2, 1], [0.1, 2.1, 1.1]]))
 
 
+@pytest.mark.parametrize(
+    ("header", "columns", "first_row"),
+    [
+        ("id,0,1,2", ["0", "1", "2"], [1, 2, 3]),  # as pandas writes it: the short way
+        ("\ufeffid,0,1,2", ["0", "1", "2"], [1, 2, 3]),
+        ("id,1,0,2", ["0", "1", "2"], [2, 1, 3]),  # the same names, not in order
+        ("id, 0,1 ,2", ["0", "1", "2"], [1, 2, 3]),  # spaces around names
+        ("id,0,01,2", ["0", "01", "2"], [1, 2, 3]),
+        ("id,0,2,3", ["0", "2", "3"], [1, 2, 3]),  # a gap
+        ('id,0,"1,2",3', ["0", "3"], [1, 3]),  # a name with a comma in it (ignored)
+    ],
+)
+def test_a_header_that_counts_up_reads_as_any_other(
+    tmp_path: Path, header: str, columns: list[str], first_row: list[float]
+) -> None:
+    path = write(tmp_path, f"{header}\na,1,2,3\nb,4,5,6\n")
+    submission = read_submission(path)
+    assert submission.columns == columns and submission.matrix[0].tolist() == first_row
+
+
+@pytest.mark.parametrize(
+    ("names", "count", "expected"),
+    [
+        ("0,1,2", 3, True), ("0,1,2", 2, False), ("0,1,2", 4, False), ("0", 1, True),
+        ("1", 1, False), ("00", 1, False), ("0,1,", 2, False), ("0,1 ", 2, False),
+        (",".join(map(str, range(1001))), 1001, True),
+        (",".join(map(str, range(1000))) + ",1001", 1001, False),
+    ],
+)
+def test_counts_up(names: str, count: int, expected: bool) -> None:
+    assert sub.scan.counts_up(np.frombuffer(names.encode(), np.uint8), count) is expected
+
+
 def test_other_columns_are_ignored_with_a_warning(tmp_path: Path) -> None:
     path = write(tmp_path, ",id,0,1,note\n0,a,1,2,é ok\n1,b,3,4,\n")
     submission = read_submission(path)
