@@ -233,7 +233,7 @@ def cases(quick: bool) -> list[tuple[str, str, Callable[[Path], None], int | Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller files (a smoke test)")
-    parser.add_argument("--repeat", type=int, default=3, help="reads per file; the best counts")
+    parser.add_argument("--repeat", type=int, default=5, help="reads per file; the best counts")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
