@@ -42,6 +42,16 @@ def add(store: Store, count: int = 1, *, target: str = "github", action: str = "
                         digest=digest).id for n in range(count)]
 
 
+def report_and_ack(store: Store) -> tuple[int, int]:
+    """An EvalAI report and the queue ack that waits for it."""
+    with store.write() as session:
+        phase, _ = seed_phase(session)
+        report = enqueue(session, "evalai", "report", {"score": 1}, phase_id=phase.id)
+        ack = enqueue(session, "evalai", "ack", {"receipt": "r"}, phase_id=phase.id,
+                      after=report)
+        return report.id, ack.id
+
+
 def get(store: Store, publication_id: int) -> Publication:
     with store.session() as session:
         row = session.get(Publication, publication_id)
@@ -94,12 +104,7 @@ def test_claim_due_waits_for_next_attempt_at(store: Store) -> None:
 
 
 def test_the_ack_waits_until_the_report_is_done(store: Store) -> None:
-    with store.write() as session:
-        phase, _ = seed_phase(session)
-        report = enqueue(session, "evalai", "report", {"score": 1}, phase_id=phase.id)
-        ack = enqueue(session, "evalai", "ack", {"receipt": "r"}, phase_id=phase.id,
-                      after=report)
-        report_id, ack_id = report.id, ack.id
+    report_id, ack_id = report_and_ack(store)
     assert get(store, ack_id).depends_on_id == report_id
     assert ids(claim_due(store, "p", LEASE, now=T0)) == [report_id]
     # The report failing for now keeps the ack waiting, also once it is due again.
@@ -112,11 +117,7 @@ def test_the_ack_waits_until_the_report_is_done(store: Store) -> None:
 
 
 def test_the_ack_of_a_report_that_gave_up_is_not_sent(store: Store) -> None:
-    with store.write() as session:
-        phase, _ = seed_phase(session)
-        report = enqueue(session, "evalai", "report", {}, phase_id=phase.id)
-        ack = enqueue(session, "evalai", "ack", {}, phase_id=phase.id, after=report)
-        report_id, ack_id = report.id, ack.id
+    report_id, ack_id = report_and_ack(store)
     failed(store, report_id, "400 bad request", retryable=False, now=T0)
     assert claim_due(store, "p", LEASE, now=T0 + timedelta(days=1)) == []
     retry(store, report_id)  # the operator fixed it
@@ -136,11 +137,7 @@ def test_an_expired_lease_can_be_taken_over(store: Store) -> None:
 
 
 def test_a_late_failure_of_a_lost_lease_does_not_undo_a_delivery(store: Store) -> None:
-    with store.write() as session:
-        phase, _ = seed_phase(session)
-        report = enqueue(session, "evalai", "report", {}, phase_id=phase.id)
-        ack = enqueue(session, "evalai", "ack", {}, phase_id=phase.id, after=report)
-        report_id, ack_id = report.id, ack.id
+    report_id, ack_id = report_and_ack(store)
     claim_due(store, "slow", LEASE, now=T0)
     claim_due(store, "successor", LEASE, now=T0 + LEASE + SECOND)  # slow's lease ran out
     done(store, report_id, now=T0 + LEASE + 2 * SECOND)
