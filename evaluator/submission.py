@@ -720,18 +720,27 @@ def _record_at(
     handle: BinaryIO, start: int, line: int, data_limit: int | None = None
 ) -> tuple[list[str], int, int]:
     """The record at byte `start` (on `line`; data_limit None: the header), read from the
-    file as the slow reader reads it: its fields, where the next record starts, its line."""
+    file: its fields, where the next record starts, its line."""
     handle.seek(start)
     text = io.TextIOWrapper(handle, encoding="utf-8", errors="surrogateescape", newline="")
+    fields, size, count = _first_record(text, line, data_limit)
+    text.detach()  # (the handle stays open)
+    return fields, start + size, line + count
+
+
+def _first_record(
+    text: io.TextIOBase, line: int, data_limit: int | None
+) -> tuple[list[str], int, int]:
+    """The record text starts with (on `line`), read as the slow reader reads it: csv over
+    its physical lines, each checked first (the same messages, the same lines). Its fields,
+    bytes and lines (text.tell() is an opaque cookie, not always a byte offset)."""
     lines = _CheckedLines(text, data_limit, first_line=line)
     reader = csv.reader(lines)
     try:
         fields = next(reader)
     except csv.Error as error:
         raise _not_csv(line, error) from None
-    text.detach()  # (the handle stays open)
-    # (text.tell() is an opaque cookie, not always a byte offset: the lines counted them)
-    return fields, start + lines.record_bytes, line + reader.line_num
+    return fields, lines.record_bytes, reader.line_num
 
 
 def _header_window(handle: BinaryIO) -> tuple[bytes, int]:
@@ -1083,7 +1092,8 @@ def _collect(block: _Block, layout: _Layout, rows: _Rows, matrix: np.ndarray) ->
         line = int(lines[index])
         record = view[line_start[index] : line_end[index]]
         if longest[index] != line_end[index] - line_start[index]:  # it spans lines
-            fields = _spanning_record(record, line, limit)
+            stream = io.StringIO(str(record, "utf-8", "surrogateescape"), newline="")
+            fields = _first_record(stream, line, limit)[0]
         else:
             if longest[index] > limit:
                 raise _line_too_long(line, limit, header=False)
@@ -1096,16 +1106,6 @@ def _collect(block: _Block, layout: _Layout, rows: _Rows, matrix: np.ndarray) ->
         rows.add(raw_id, line)
         index += 1
     return not block.counts[:, scan.CUT].any()
-
-
-def _spanning_record(record: memoryview, line: int, limit: int) -> list[str]:
-    """A record with line breaks in it (line: its first), read as the slow reader reads it:
-    csv over its physical lines, each checked first; the same messages, the same lines."""
-    text = io.StringIO(str(record, "utf-8", "surrogateescape"), newline="")
-    try:
-        return next(csv.reader(_CheckedLines(text, limit, line)))
-    except csv.Error as error:
-        raise _not_csv(line, error) from None
 
 
 @numba.njit(cache=True, nogil=True)
