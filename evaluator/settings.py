@@ -23,7 +23,8 @@
       folder: ./boards                   # FOLDER/PHASE/: json, README, html, pictures
       github: {repo: owner/name, branch: main, folder: boards, token_env: GITHUB_TOKEN}
     workers: {concurrent: 1, threads: 2, wall_seconds: 3600, memory_mb: 8192,
-              max_file_mb: 512, lease_seconds: 120, max_attempts: 3}
+              max_file_mb: 512, lease_seconds: 120, max_attempts: 3,
+              max_interruptions: 10}
     poll_seconds: 60
     workdir: ./work                      # downloads, inbox copies, status.json
 
@@ -90,7 +91,11 @@ class WorkerSettings:
     memory_mb: int = 8192
     max_file_mb: int = 512
     lease_seconds: float = 120.0
+    # Evaluations whose child crashed under a live daemon: at the cap the file fails.
     max_attempts: int = 3
+    # Evaluations cut short by the daemon itself dying (restarts, kills, the VM's OOM
+    # killer): never the file's fault; at the cap it is held for the organiser.
+    max_interruptions: int = 10
     shutdown_grace_seconds: float = 60.0
 
 

@@ -221,9 +221,10 @@ def test_sigkill_mid_evaluation_then_restart_evaluates_it_once(
     done = probeboard("run", "--once", "--settings", settings, cwd=tmp_path)
     assert "expired: 1, new: 0, evaluated: 1" in done.stdout, done.stderr
     with sqlite3.connect(database) as connection:
-        rows = connection.execute("SELECT status, attempts FROM submission").fetchall()
+        rows = connection.execute(
+            "SELECT status, attempts, interruptions FROM submission").fetchall()
         evaluations = connection.execute("SELECT count(*) FROM evaluation").fetchone()[0]
-    assert rows == [("finished", 1)] and evaluations == 1
+    assert rows == [("finished", 0, 1)] and evaluations == 1  # the kill is no attempt
 
 
 def test_an_organiser_fault_hands_the_submission_back_and_ends_the_pass(

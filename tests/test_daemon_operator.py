@@ -61,13 +61,15 @@ LEASE = timedelta(minutes=5)
 
 
 @pytest.mark.parametrize("old", list(SubmissionStatus))
-def test_an_operator_requeues_only_a_final_outcome(old: SubmissionStatus) -> None:
+def test_an_operator_requeues_only_a_final_outcome_or_a_held_one(old: SubmissionStatus) -> None:
     assert all(S.SUBMITTED in TRANSITIONS[status] for status in REQUEUE_FROM)
-    submission = Submission(id=7, status=old, attempts=3, lease_owner="worker-1")
-    if old in (S.FAILED, S.FINISHED):
+    submission = Submission(id=7, status=old, attempts=3, interruptions=4,
+                            lease_owner="worker-1")
+    if old in (S.FAILED, S.FINISHED, S.HELD):
         requeue(submission)
-        assert (submission.status, submission.attempts, submission.lease_owner,
-                submission.finished_at) == (S.SUBMITTED, 0, None, None)
+        assert (submission.status, submission.attempts, submission.interruptions,
+                submission.lease_owner, submission.finished_at) == (S.SUBMITTED, 0, 0, None,
+                                                                    None)
         return
     expected = {S.SUBMITTED: "already waiting", S.RUNNING: "being evaluated now",
                 S.CANCELLED: "final"}[old]

@@ -119,7 +119,7 @@ def test_finish_whose_follow_up_raises_writes_nothing(store: Store) -> None:
 def test_a_worker_that_lost_the_lease_writes_nothing(store: Store) -> None:
     submission_id = claimed(store, "slow-worker")
     later = datetime.now(UTC) + 2 * LEASE
-    assert expire_leases(store, max_attempts=3, now=later) == [submission_id]
+    assert expire_leases(store, max_interruptions=3, now=later).requeued == [submission_id]
     # Taken back, not yet claimed again.
     assert not finish(store, submission_id, "slow-worker", make_result(), stdout="late",
                       follow_up=follow_up)

@@ -9,16 +9,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from evaluator.db.challenges import get_or_create_phase
 from evaluator.db.engine import Store, open_store
-from evaluator.db.models import Publication, PublicationTarget, Submission, SubmissionStatus
-from evaluator.db.publications import enqueue
+from evaluator.db.models import Loss, Publication, Submission, SubmissionStatus, requeue
 from evaluator.db.submissions import (
-    CRASHED_MESSAGE,
     claim_next,
     expire_leases,
     intake_submission,
@@ -218,9 +214,10 @@ def test_renew_fails_once_the_lease_was_taken_back(store: Store) -> None:
     (submission_id,) = add_submissions(store, T0)
     claim_next(store, "owner", LEASE, now=T0)
     # Still before expiry: nothing is taken back.
-    assert expire_leases(store, max_attempts=3, now=T0 + LEASE - timedelta(seconds=1)) == []
-    assert expire_leases(store, max_attempts=3, now=T0 + LEASE + timedelta(seconds=1)) == [
-        submission_id]
+    assert not expire_leases(store, max_interruptions=3,
+                             now=T0 + LEASE - timedelta(seconds=1))
+    assert expire_leases(store, max_interruptions=3,
+                         now=T0 + LEASE + timedelta(seconds=1)).requeued == [submission_id]
     assert not renew(store, submission_id, "owner", LEASE, now=T0 + 2 * LEASE)
     stored = get(store, submission_id)
     assert stored.status is S.SUBMITTED and stored.lease_expires_at is None
@@ -247,75 +244,54 @@ def test_release_hands_back_without_counting_an_attempt(store: Store) -> None:
 # ---- expire_leases ----------------------------------------------------------------------
 
 
-def test_expired_lease_counts_an_attempt_and_goes_back(store: Store) -> None:
+def test_expired_lease_counts_an_interruption_and_goes_back(store: Store) -> None:
     expiring, live = add_submissions(store, T0, T0 + timedelta(seconds=1))
     claim_next(store, "dead-worker", LEASE, now=T0)
     claim_next(store, "live-worker", 2 * LEASE, now=T0)
-    handled = expire_leases(store, max_attempts=3, now=T0 + LEASE + timedelta(seconds=1))
-    assert handled == [expiring]
+    expired = expire_leases(store, max_interruptions=3, now=T0 + LEASE + timedelta(seconds=1))
+    assert (expired.requeued, expired.held, len(expired)) == ([expiring], [], 1)
     stored = get(store, expiring)
-    assert (stored.status, stored.attempts, stored.lease_owner, stored.lease_expires_at) == (
-        S.SUBMITTED, 1, None, None)
+    assert (stored.status, stored.attempts, stored.interruptions, stored.lease_owner,
+            stored.lease_expires_at) == (S.SUBMITTED, 0, 1, None, None)
     assert get(store, live).status is S.RUNNING
     assert get(store, live).lease_owner == "live-worker"
 
 
-def test_the_last_allowed_attempt_fails_with_the_message_and_on_failed(store: Store) -> None:
+def test_the_interruption_cap_holds_the_submission_and_tells_the_participant_nothing(
+        store: Store) -> None:
+    """A daemon that dies is not the file's fault: no attempt is counted and no failure
+    reported, however often; at the cap the submission waits for the organiser."""
     (submission_id,) = add_submissions(store, T0)
-    seen: list[tuple[int, SubmissionStatus, int]] = []
-
-    def on_failed(session: Session, submission: Submission) -> None:
-        seen.append((submission.id, submission.status, submission.attempts))
-        enqueue(session, PublicationTarget.EVALAI, "report", {"status": "failed"},
-                submission_id=submission.id)
-
     now = T0
-    for attempt in (1, 2):
-        claim_next(store, f"worker-{attempt}", LEASE, now=now)
+    for interruption in (1, 2):
+        claim_next(store, f"worker-{interruption}", LEASE, now=now)
         now += 2 * LEASE
-        assert expire_leases(store, max_attempts=3, now=now, on_failed=on_failed) == [
-            submission_id]
-        assert get(store, submission_id).status is S.SUBMITTED
-        assert get(store, submission_id).attempts == attempt
-    assert seen == []
+        assert expire_leases(store, max_interruptions=3, now=now).requeued == [submission_id]
+        stored = get(store, submission_id)
+        assert (stored.status, stored.attempts, stored.interruptions) == (
+            S.SUBMITTED, 0, interruption)
     claim_next(store, "worker-3", LEASE, now=now)
     now += 2 * LEASE
-    assert expire_leases(store, max_attempts=3, now=now, on_failed=on_failed) == [submission_id]
+    expired = expire_leases(store, max_interruptions=3, now=now)
+    assert (expired.requeued, expired.held) == ([], [submission_id])
     stored = get(store, submission_id)
-    assert (stored.status, stored.attempts, stored.finished_at, stored.lease_owner) == (
-        S.FAILED, 3, now, None)
-    assert stored.stderr == CRASHED_MESSAGE.format(attempts=3)
-    assert "stopped 3 times" in (stored.stderr or "")
-    assert seen == [(submission_id, S.FAILED, 3)]
+    assert (stored.status, stored.attempts, stored.interruptions, stored.finished_at,
+            stored.lease_owner, stored.stdout, stored.stderr) == (
+        S.HELD, 0, 3, None, None, None, None)
     with store.session() as session:
-        (report,) = session.scalars(sa.select(Publication)).all()
-        assert (report.submission_id, report.action) == (submission_id, "report")
+        assert session.scalars(sa.select(Publication)).all() == []
     assert claim_next(store, "worker-4", LEASE, now=now) is None
+    # The organiser's requeue starts both counts afresh.
+    with store.write() as session:
+        requeue(session.get(Submission, submission_id))
+    claimed = claim_next(store, "worker-5", LEASE, now=now)
+    assert claimed is not None and claimed.id == submission_id
+    assert (get(store, submission_id).attempts, get(store, submission_id).interruptions) == (0, 0)
 
 
-def test_on_failed_raising_writes_nothing(store: Store) -> None:
-    failing, requeued = add_submissions(store, T0, T0 + timedelta(seconds=1))
-    with store.write() as session:  # the first is on its last attempt, the second is not
-        session.execute(sa.update(Submission).where(Submission.id == failing)
-                        .values(attempts=2))
-    claim_next(store, "w1", LEASE, now=T0)
-    claim_next(store, "w2", LEASE, now=T0)
-
-    def on_failed(session: Session, submission: Submission) -> None:
-        enqueue(session, PublicationTarget.EVALAI, "report", {}, submission_id=submission.id)
-        raise RuntimeError("reporting broke")
-
-    with pytest.raises(RuntimeError, match="reporting broke"):
-        expire_leases(store, max_attempts=3, now=T0 + 2 * LEASE, on_failed=on_failed)
-    for submission_id, owner, attempts in ((failing, "w1", 2), (requeued, "w2", 0)):
-        stored = get(store, submission_id)
-        assert (stored.status, stored.attempts, stored.lease_owner, stored.stderr) == (
-            S.RUNNING, attempts, owner, None)
-    with store.session() as session:
-        assert session.scalar(sa.select(sa.func.count()).select_from(Publication)) == 0
-    # Without the failure, both are handled.
-    assert sorted(expire_leases(store, max_attempts=3, now=T0 + 2 * LEASE)) == sorted(
-        [failing, requeued])
-    assert get(store, failing).status is S.FAILED
-    assert get(store, requeued).status is S.SUBMITTED
-
+def test_a_crashed_child_counts_an_attempt_and_no_interruption(store: Store) -> None:
+    (submission_id,) = add_submissions(store, T0)
+    claim_next(store, "worker", LEASE, now=T0)
+    assert release(store, submission_id, "worker", lost=Loss.CHILD_CRASHED)
+    stored = get(store, submission_id)
+    assert (stored.status, stored.attempts, stored.interruptions) == (S.SUBMITTED, 1, 0)

@@ -28,6 +28,7 @@ from evaluator.db.models import (
     Base,
     Challenge,
     Evaluation,
+    Loss,
     Phase,
     Publication,
     PublicationTarget,
@@ -194,7 +195,8 @@ def test_state_machine_moves(old: SubmissionStatus, new: SubmissionStatus) -> No
     legal = {
         ("submitted", "running"), ("submitted", "cancelled"),
         ("running", "finished"), ("running", "failed"), ("running", "submitted"),
-        ("running", "cancelled"), ("failed", "submitted"), ("finished", "submitted"),
+        ("running", "cancelled"), ("running", "held"), ("failed", "submitted"),
+        ("finished", "submitted"), ("held", "submitted"),
     }
     assert {(a, b) for a, targets in TRANSITIONS.items() for b in targets} == legal
     if (old, new) in legal:
@@ -208,13 +210,16 @@ def test_state_machine_moves(old: SubmissionStatus, new: SubmissionStatus) -> No
 
 def test_state_machine_keeps_times_lease_and_attempts() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    submission = Submission(status=SubmissionStatus.SUBMITTED, attempts=0)
+    submission = Submission(status=SubmissionStatus.SUBMITTED, attempts=0, interruptions=0)
     transition(submission, "running", now=t0)
     submission.lease_owner, submission.lease_expires_at = "w1", t0 + timedelta(minutes=5)
     assert submission.started_at == t0 and submission.lease_owner == "w1"
-    transition(submission, "submitted", now=t0 + timedelta(minutes=6))  # lease expired
-    assert submission.attempts == 1 and submission.lease_owner is None
-    assert submission.started_at is None
+    transition(submission, "submitted", now=t0 + timedelta(minutes=6), lost=Loss.DAEMON_DIED)
+    assert (submission.attempts, submission.interruptions) == (0, 1)
+    assert submission.lease_owner is None and submission.started_at is None
+    transition(submission, "running", now=t0 + timedelta(minutes=6))
+    transition(submission, "submitted", lost=Loss.CHILD_CRASHED)
+    assert (submission.attempts, submission.interruptions) == (1, 1)
     transition(submission, "running", now=t0 + timedelta(minutes=7))
     transition(submission, "finished", now=t0 + timedelta(minutes=8))
     assert submission.finished_at == t0 + timedelta(minutes=8)
@@ -256,6 +261,10 @@ def test_constraints_are_enforced(store: Store) -> None:
         phase, team = seed_phase(session)
         submission, _ = intake_submission(session, phase=phase, team=team, source="local",
                                           source_id="y")
+    with store.write() as session:  # every status the state machine knows is allowed
+        for status in SubmissionStatus:
+            session.execute(sa.text("UPDATE submission SET status = :status WHERE id = :id"),
+                            {"id": submission.id, "status": status.value})
     with pytest.raises(IntegrityError), store.write() as session:  # status CHECK
         session.execute(sa.text("UPDATE submission SET status = 'paused' WHERE id = :id"),
                         {"id": submission.id})

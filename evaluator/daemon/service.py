@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from types import FrameType
 
-from evaluator.daemon.followups import after_final
 from evaluator.daemon.publisher import Publisher
 from evaluator.daemon.sources import EvalAISource, InboxSource, SubmissionSource
 from evaluator.daemon.worker import Worker
@@ -81,9 +80,14 @@ class Daemon:
     def run_once(self) -> dict[str, int]:
         """Expire, take in, evaluate until nothing is left to claim, publish."""
         counts = {"expired": 0, "new": 0, "evaluated": 0, "published": 0}
-        counts["expired"] = len(submissions.expire_leases(
-            self.store, max_attempts=self.settings.workers.max_attempts,
-            on_failed=lambda session, row: after_final(self.settings, session, row)))
+        expired = submissions.expire_leases(
+            self.store, max_interruptions=self.settings.workers.max_interruptions)
+        counts["expired"] = len(expired)
+        for submission_id in expired.held:
+            log.error("ALERT submission %d held: the daemon stopped %d times while evaluating "
+                      "it; `probeboard show %d` tells more, `probeboard requeue %d` tries "
+                      "again", submission_id, self.settings.workers.max_interruptions,
+                      submission_id, submission_id)
         try:
             counts["new"] = self.source.intake(self.store)
             self._note("last_poll")

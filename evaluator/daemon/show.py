@@ -12,8 +12,21 @@ import sqlalchemy as sa
 
 from evaluator.daemon.operator import operator_store
 from evaluator.db import operator_actions
-from evaluator.db.models import Evaluation, OperatorAction, Publication, Source
+from evaluator.db.models import (
+    Evaluation,
+    OperatorAction,
+    Publication,
+    Source,
+    SubmissionStatus,
+)
 from evaluator.settings import Settings
+
+HELD_LINE = (
+    "held for the organiser: the daemon stopped {times} times while evaluating this file "
+    "(killed, restarted or out of memory), so it is not evaluated again on its own and the "
+    "participant was told nothing; find the cause in the daemon's log, then `probeboard "
+    "requeue {id} --reason ...` tries again"
+)
 
 
 def submission_view(settings: Settings, reference: str) -> dict[str, Any]:
@@ -30,6 +43,7 @@ def submission_view(settings: Settings, reference: str) -> dict[str, Any]:
             "phase": submission.phase.slug,
             "status": str(submission.status),
             "attempts": submission.attempts,
+            "interruptions": submission.interruptions,
             "hidden": submission.hidden,
             "baseline": submission.is_baseline,
             "public": submission.is_public,
@@ -85,12 +99,15 @@ def as_text(view: dict[str, Any]) -> str:
     flags.append("public" if view["public"] else "private")
     lines = [
         f"submission {view['submission']}{pk}: team {view['team']}, phase {view['phase']}",
-        f"status: {view['status']} (attempts {view['attempts']}; {', '.join(flags)})",
+        f"status: {view['status']} (attempts {view['attempts']}, interruptions "
+        f"{view['interruptions']}; {', '.join(flags)})",
         "times: " + ", ".join(f"{name} {_plain(view[name + '_at'])}"
                               for name in ("submitted", "started", "finished")
                               if view[name + "_at"] is not None),
         f"file: {view['file_url'] or '-'}",
     ]
+    if view["status"] == SubmissionStatus.HELD:
+        lines.append(HELD_LINE.format(id=view["submission"], times=view["interruptions"]))
     if view["lease"]:
         lines.append(f"lease: {view['lease']['owner']} until "
                      f"{_plain(view['lease']['expires_at'])}")

@@ -27,6 +27,8 @@ def daemon_status(settings: Settings) -> dict[str, Any]:
             ).all()
             running = session.scalars(
                 sa.select(Submission).where(Submission.status == S.RUNNING)).all()
+            held = session.scalars(
+                sa.select(Submission).where(Submission.status == S.HELD)).all()
             failed = session.scalars(
                 sa.select(Submission).where(Submission.status == S.FAILED)
                 .order_by(Submission.finished_at.desc()).limit(10)).all()
@@ -48,6 +50,8 @@ def daemon_status(settings: Settings) -> dict[str, Any]:
                 "phases": phases,
                 "running": [{"submission": s.id, "owner": s.lease_owner,
                              "lease_expires_at": s.lease_expires_at} for s in running],
+                "held": [{"submission": s.id, "team": s.team.name,
+                          "interruptions": s.interruptions} for s in held],
                 "recently_failed": [{"submission": s.id, "team": s.team.name,
                                      "message": (s.stderr or "")[:200]} for s in failed],
                 "outbox": [{"target": str(t), "action": a, "status": str(st), "count": n}

@@ -23,7 +23,7 @@ from evaluator.daemon.followups import after_final, participant_stdout
 from evaluator.daemon.sources import SubmissionSource
 from evaluator.db import evaluations, submissions
 from evaluator.db.engine import Store
-from evaluator.db.models import Source
+from evaluator.db.models import Loss, Source
 from evaluator.db.submissions import Claim
 from evaluator.errors import (
     Fault,
@@ -127,7 +127,7 @@ class Worker:
         if submission.attempts + 1 >= self.settings.workers.max_attempts:
             return self._fail(submission, submissions.CRASHED_MESSAGE.format(
                 attempts=submission.attempts + 1))
-        submissions.release(self.store, submission.id, self.owner, count_attempt=True)
+        submissions.release(self.store, submission.id, self.owner, lost=Loss.CHILD_CRASHED)
         log.warning("submission %d: %s; retried later", submission.id, why)
         return False
 

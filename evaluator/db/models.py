@@ -6,18 +6,27 @@
     publication: the outbox of things to publish (EvalAI result, GitHub board, files)
 
 The schema is created and upgraded only by the Alembic migrations in
-evaluator/migrations/versions; the tests check that the migrations and these models agree.
+evaluator/db/migrations/versions; the tests check that the migrations and these models agree.
 
 Submission status (one column, one state machine; `transition()` is the only writer):
 
     submitted --claim--> running --> finished
         |                   |   \\--> failed
-        |                   |--lease expired / crash--> submitted  (attempts + 1)
+        |                   |--child crashed--> submitted  (attempts + 1)
+        |                   |--lease expired--> submitted  (interruptions + 1)
+        |                   |--lease expired too often--> held
         |                   \\--> cancelled
         \\--> cancelled
     failed   --organiser re-run--> submitted
     finished --organiser re-run--> submitted
+    held     --organiser re-run--> submitted
     cancelled is final.
+
+Two counters, because whose fault it is differs. `attempts` counts evaluations whose child
+died under a live daemon (the file may be what kills it; at the cap the submission fails).
+`interruptions` counts leases that ran out because the daemon itself died (a restart, a
+kill, the VM's OOM killer): not the file's fault, so it never fails the submission; a file
+that takes the daemon down every time is held for the organiser at its own cap.
 
 An operator requeues by hand (`probeboard requeue` / `rescore`, `requeue()` below) only from
 a final outcome, failed or finished: a running submission belongs to its worker's lease,
@@ -92,6 +101,7 @@ class SubmissionStatus(enum.StrEnum):
     FINISHED = "finished"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    HELD = "held"  # for the organiser: the daemon died too often while evaluating it
 
 
 class PublicationTarget(enum.StrEnum):
@@ -215,6 +225,7 @@ class Submission(Base):
     lease_owner: Mapped[str | None] = mapped_column(sa.String(200))
     lease_expires_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
+    interruptions: Mapped[int] = mapped_column(default=0)
     # Where the file is (EvalAI's input_file URL, or the inbox path) and the newest queue
     # receipt handle: a redelivered message only refreshes it, and the ack uses the newest.
     file_url: Mapped[str | None] = mapped_column(sa.Text)
@@ -350,13 +361,16 @@ class OperatorAction(Base):
 S = SubmissionStatus
 TRANSITIONS: dict[SubmissionStatus, frozenset[SubmissionStatus]] = {
     S.SUBMITTED: frozenset({S.RUNNING, S.CANCELLED}),
-    S.RUNNING: frozenset({S.FINISHED, S.FAILED, S.SUBMITTED, S.CANCELLED}),
+    S.RUNNING: frozenset({S.FINISHED, S.FAILED, S.SUBMITTED, S.CANCELLED, S.HELD}),
     S.FAILED: frozenset({S.SUBMITTED}),
     S.FINISHED: frozenset({S.SUBMITTED}),
+    S.HELD: frozenset({S.SUBMITTED}),
     S.CANCELLED: frozenset(),
 }
-# Where an operator may requeue from (a subset of the moves to SUBMITTED above).
-REQUEUE_FROM: frozenset[SubmissionStatus] = frozenset({S.FAILED, S.FINISHED})
+# The outcomes a rescore evaluates again, and where an operator may requeue from (subsets
+# of the moves to SUBMITTED above).
+OUTCOMES: frozenset[SubmissionStatus] = frozenset({S.FAILED, S.FINISHED})
+REQUEUE_FROM: frozenset[SubmissionStatus] = OUTCOMES | {S.HELD}
 REQUEUE_REFUSALS = {
     S.SUBMITTED: "it is already waiting for the daemon's next pass",
     S.RUNNING: "it is being evaluated now; requeue it once it has finished or failed "
@@ -365,12 +379,19 @@ REQUEUE_REFUSALS = {
 }
 
 
-def transition(submission: Submission, new_status: SubmissionStatus | str,
-               *, now: datetime | None = None, lost: bool = True) -> None:
-    """Move a submission to new_status, keeping its timestamps, lease and attempts in step.
+class Loss(enum.Enum):
+    """Why a running evaluation stopped without an outcome: the counter it adds one to."""
 
-    running -> submitted counts an attempt when the run was `lost` (lease expired, worker
-    crashed), not when a worker handed its lease back at a clean shutdown.
+    CHILD_CRASHED = "attempts"  # its child died under a live daemon: maybe the file's doing
+    DAEMON_DIED = "interruptions"  # its lease ran out: the daemon itself stopped
+
+
+def transition(submission: Submission, new_status: SubmissionStatus | str,
+               *, now: datetime | None = None, lost: Loss | None = None) -> None:
+    """Move a submission to new_status, keeping its timestamps, lease and counters in step.
+
+    running -> submitted or held adds one to the counter of `lost` (module docstring); a
+    worker that hands its lease back at a clean shutdown loses nothing (None).
 
     Raises IllegalTransition for a move the state machine (module docstring) forbids.
     """
@@ -379,14 +400,14 @@ def transition(submission: Submission, new_status: SubmissionStatus | str,
     if new not in TRANSITIONS[old]:
         raise IllegalTransition(submission.id, old, new, sorted(TRANSITIONS[old]))
     now = now or utcnow()
+    if old is S.RUNNING and lost is not None:
+        setattr(submission, lost.value, (getattr(submission, lost.value) or 0) + 1)
     if new is S.RUNNING:
         submission.started_at = now
         submission.finished_at = None
     elif new in (S.FINISHED, S.FAILED, S.CANCELLED):
         submission.finished_at = now
     elif new is S.SUBMITTED:
-        if old is S.RUNNING and lost:
-            submission.attempts = (submission.attempts or 0) + 1
         submission.started_at = None
         submission.finished_at = None
     if new is not S.RUNNING:
@@ -396,8 +417,8 @@ def transition(submission: Submission, new_status: SubmissionStatus | str,
 
 
 def requeue(submission: Submission, *, now: datetime | None = None) -> None:
-    """An operator's re-run: a failed or finished submission is evaluated again by the
-    next pass, with a fresh attempt count (the operator fixed what stopped it).
+    """An operator's re-run: a failed, finished or held submission is evaluated again by the
+    next pass, with fresh counts (the operator fixed what stopped it).
 
     Raises IllegalTransition, saying why and what to do, from any other status.
     """
@@ -405,5 +426,6 @@ def requeue(submission: Submission, *, now: datetime | None = None) -> None:
     if old not in REQUEUE_FROM:
         raise IllegalTransition(submission.id, old, S.SUBMITTED, sorted(TRANSITIONS[old]),
                                 reason=REQUEUE_REFUSALS[old])
-    transition(submission, S.SUBMITTED, now=now, lost=False)
+    transition(submission, S.SUBMITTED, now=now)
     submission.attempts = 0
+    submission.interruptions = 0

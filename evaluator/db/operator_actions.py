@@ -2,7 +2,7 @@
 
     find_submission  a submission of the challenge, by id or `evalai:PK` (locked)
     existing_phase   a phase of the challenge that the daemon has created
-    requeue          a failed or finished submission back to submitted
+    requeue          a failed, finished or held submission back to submitted
     rescore          every failed or finished submission of a phase back to submitted
     set_hidden       a submission off (or back on) the standings: disqualified
     set_baseline     a submission marked (or unmarked) as a non-competing baseline
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from evaluator.db import models
 from evaluator.db.challenges import find_phase
 from evaluator.db.models import (
-    REQUEUE_FROM,
+    OUTCOMES,
     Challenge,
     OperatorAction,
     Phase,
@@ -87,8 +87,8 @@ def record(session: Session, action: str, *, actor: str, reason: str, phase: Pha
 
 def requeue(session: Session, submission: Submission, *, actor: str,
             reason: str) -> OperatorAction:
-    """Back to submitted (IllegalTransition, saying what to do, unless failed or
-    finished): the next pass evaluates it again and reports the new outcome."""
+    """Back to submitted (IllegalTransition, saying what to do, unless failed, finished or
+    held): the next pass evaluates it again and reports the new outcome."""
     was = str(submission.status)
     models.requeue(submission)
     return record(session, "requeue", actor=actor, reason=reason, phase=submission.phase,
@@ -109,7 +109,7 @@ def rescore(session: Session, phase: Phase, *, actor: str, reason: str) -> Opera
             f"phase {phase.slug}: submissions {_ids(running)} are being evaluated now and may "
             "have read the labels from before the fix; run the rescore again once they have "
             "finished (`probeboard status` lists the running ones)")
-    chosen = [s for s in rows if s.status in REQUEUE_FROM]
+    chosen = [s for s in rows if s.status in OUTCOMES]
     if not chosen:
         raise OperatorRefused(f"phase {phase.slug} has no finished or failed submission to "
                               "rescore; the waiting ones are scored with the current labels")

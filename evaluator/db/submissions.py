@@ -5,14 +5,16 @@
     claim_next  the oldest submitted row becomes running under (owner, expiry), in one
                 write transaction (BEGIN IMMEDIATE on SQLite, SKIP LOCKED on PostgreSQL)
     renew       the heartbeat: extends the lease while the owner still holds it
-    release     a clean shutdown hands the lease back (no attempt counted)
-    expire      a lease whose owner died puts the row back (attempt + 1); past the attempt
-                cap the submission fails with a message instead of crash-looping
+    release     hands the lease back: a clean shutdown or an outside problem counts
+                nothing, a crashed child one attempt
+    expire      a lease whose owner died puts the row back (interruption + 1): the daemon's
+                death is not the file's fault, so it never fails the submission; at the
+                interruption cap (a file that takes the daemon down every time) the
+                submission is held for the organiser instead of crash-looping
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from evaluator.db.engine import Store
 from evaluator.db.models import (
+    Loss,
     Phase,
     Source,
     Submission,
@@ -32,9 +35,9 @@ from evaluator.db.models import (
 
 S = SubmissionStatus
 CRASHED_MESSAGE = (
-    "The evaluation of this file stopped {attempts} times without finishing (the "
-    "evaluator was restarted or ran out of memory). Check that the file has one row per "
-    "sample and the expected columns, then submit again."
+    "The evaluation of this file crashed {attempts} times without finishing (its process "
+    "was killed, most often for using more memory than it may). Check that the file has "
+    "one row per sample and the expected columns, then submit again."
 )
 
 
@@ -114,37 +117,45 @@ def renew(store: Store, submission_id: int, owner: str, lease: timedelta, *,
 
 
 def release(store: Store, submission_id: int, owner: str, *,
-            count_attempt: bool = False) -> bool:
+            lost: Loss | None = None) -> bool:
     """Hand the lease back: submitted again. A clean shutdown or a passing outside problem
-    counts no attempt; a crashed evaluation does (`count_attempt`)."""
+    counts nothing; a crashed child counts an attempt (`Loss.CHILD_CRASHED`)."""
     with store.write() as session:
         submission = leased(session, submission_id, owner)
         if submission is None:
             return False
-        transition(submission, S.SUBMITTED, lost=count_attempt)
+        transition(submission, S.SUBMITTED, lost=lost)
         return True
 
 
-def expire_leases(store: Store, *, max_attempts: int, now: datetime | None = None,
-                  on_failed: Callable[[Session, Submission], None] | None = None) -> list[int]:
-    """Put back every running submission whose lease ran out; one that has now been lost
-    `max_attempts` times fails instead (with `on_failed` in the same transaction, to
-    report it). Returns the ids handled."""
+@dataclass(frozen=True)
+class Expired:
+    """What expire_leases did: the ids put back in the queue, and those held."""
+
+    requeued: list[int]
+    held: list[int]
+
+    def __len__(self) -> int:
+        return len(self.requeued) + len(self.held)
+
+
+def expire_leases(store: Store, *, max_interruptions: int,
+                  now: datetime | None = None) -> Expired:
+    """Put back every running submission whose lease ran out (its daemon died); one whose
+    evaluation has now been cut short `max_interruptions` times is held for the organiser
+    (`probeboard show` says so, `probeboard requeue` tries again). The participant is told
+    nothing: the file is not known to be at fault."""
     now = now or utcnow()
+    expired = Expired([], [])
     with store.write() as session:
-        expired = session.scalars(
+        rows = session.scalars(
             sa.select(Submission)
             .where(Submission.status == S.RUNNING, Submission.lease_expires_at < now)
             .with_for_update(skip_locked=True)
         ).all()
-        for submission in expired:
-            if submission.attempts + 1 < max_attempts:
-                transition(submission, S.SUBMITTED, now=now)  # counts the lost attempt
-                continue
-            submission.attempts += 1
-            submission.stdout = ""
-            submission.stderr = CRASHED_MESSAGE.format(attempts=submission.attempts)
-            transition(submission, S.FAILED, now=now)
-            if on_failed is not None:
-                on_failed(session, submission)
-        return [submission.id for submission in expired]
+        for submission in rows:
+            held = submission.interruptions + 1 >= max_interruptions
+            transition(submission, S.HELD if held else S.SUBMITTED, now=now,
+                       lost=Loss.DAEMON_DIED)
+            (expired.held if held else expired.requeued).append(submission.id)
+    return expired
