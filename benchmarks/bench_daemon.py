@@ -37,10 +37,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from evaluator.clients.evalai import EvalAIClient  # noqa: E402
 from evaluator.daemon import child  # noqa: E402
 from evaluator.daemon.service import Daemon  # noqa: E402
-from evaluator.evalai import EvalAIClient  # noqa: E402
-from evaluator.settings import load_settings  # noqa: E402
+from evaluator.daemon.settings import load_settings  # noqa: E402
 from tests.daemon_setup import make_challenge, write_settings  # noqa: E402
 from tests.servers.evalai import EvalAIServer, World  # noqa: E402
 from tests.servers.github import GitHubServer  # noqa: E402

@@ -37,7 +37,7 @@ def worker_read(submission: str) -> dict:
     import numpy as np  # noqa: F401  (part of the baseline, as in any real caller)
     import pyarrow.csv  # noqa: F401
 
-    from evaluator.submission import read_submission
+    from evaluator.scoring.reader.submission import read_submission
 
     baseline = memory_kib("VmRSS")
     started = time.perf_counter()
@@ -48,8 +48,8 @@ def worker_read(submission: str) -> dict:
 
 
 def worker_evaluate(labels: str, submission: str, folds: int, threads: int) -> dict:
-    from evaluator.config import EvaluationConfig
-    from evaluator.engine import score_submission, warm_up
+    from evaluator.scoring.config import EvaluationConfig
+    from evaluator.scoring.engine import score_submission, warm_up
 
     config = EvaluationConfig(k_folds=folds, epochs=20, batch_size=64, learning_rate=1e-3)
     warm_up(config)  # kernels loaded outside the timing, as a long-running daemon has them
@@ -96,7 +96,7 @@ def main() -> None:
         print(json.dumps(workers[name](*typed)))
         return
 
-    from evaluator.demo import existing_demo, make_demo
+    from evaluator.runs.demo import existing_demo, make_demo
 
     data = args.data or Path(tempfile.mkdtemp(prefix="probeboard-bench-"))
     if (data / "labels").is_dir():

@@ -47,8 +47,8 @@ def memory_kib(field: str) -> int:
 def worker(path: str, dim: str, repeat: str) -> dict:
     """Reads, timed (the best one), in this fresh process; the peak is reset after warming
     up, and is that of the reads."""
-    from evaluator.errors import SubmissionError
-    from evaluator.submission import read_submission
+    from evaluator.scoring.reader.submission import read_submission
+    from evaluator.support.errors import SubmissionError
 
     with tempfile.TemporaryDirectory() as folder:  # load the serial and parallel kernels
         warm = Path(folder) / "warm.csv"

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from evaluator.db.evaluations import latest_evaluation
 from evaluator.db.models import Evaluation, Phase, StandingsSnapshot, Submission, SubmissionStatus
-from evaluator.files import finite
+from evaluator.support.jsonio import finite
 from leaderboard.board import Board
 from leaderboard.standings import Scored, Standings, build_board, standings
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluator.results import EPSILON, quality
+from evaluator.scoring.results import EPSILON, quality
 from leaderboard.ranking import rank_entries
 
 # Upper bound on the elements of one [r, P, P, T] comparison block, to cap memory (~16 MB
@@ -104,7 +104,7 @@ def _fold_array(fold_scores: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
 
 
 def observed_quality(scores: np.ndarray) -> np.ndarray:
-    """Q [P, T] from fold scores [P, T, K] through evaluator.results.quality (NaN if a task
+    """Q [P, T] from fold scores [P, T, K] through evaluator.scoring.results.quality (NaN if a task
     has no valid fold), so observed ranks are the leaderboard's ranks to the last bit."""
     entries, tasks, _ = scores.shape
     out = np.full((entries, tasks), np.nan)

@@ -17,18 +17,19 @@ import csv
 import hashlib
 import io
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from evaluator.db.challenges import STANDALONE_CHALLENGE, find_phase
-from evaluator.db.engine import Store
 from evaluator.db.evaluations import record_local_run
 from evaluator.db.models import Submission
-from evaluator.errors import NotFound
-from evaluator.files import write_atomic
-from evaluator.results import EvaluationResult
+from evaluator.db.store import Store
+from evaluator.scoring.results import EvaluationResult
+from evaluator.support.errors import NotFound
+from evaluator.support.jsonio import write_atomic
 from leaderboard.phase_board import phase_board, phase_standings, snapshot
 from leaderboard.publish.files import write_board_files
 
@@ -82,12 +83,19 @@ def record_run(store: Store, result: EvaluationResult, *, run_dir: Path, phase: 
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
 
-    def snapshot_phase(session: Session, submission: Submission) -> None:
-        snapshot(session, submission.phase, reason=f"run {run_dir.name} recorded")
-
     submission_id, _ = record_local_run(
         store, result, phase=phase, method_name=method_name, run_dir=run_dir,
         file_sha256=digest.hexdigest(), file_name=submission_file.name,
-        is_baseline=is_baseline, follow_up=snapshot_phase,
+        is_baseline=is_baseline, after=SnapshotRun(run_dir.name),
     )
     return submission_id
+
+
+@dataclass(frozen=True)
+class SnapshotRun:
+    """A recorded run's follow-up: the phase's standings snapshot (its history)."""
+
+    run: str
+
+    def after_final(self, session: Session, submission: Submission) -> None:
+        snapshot(session, submission.phase, reason=f"run {self.run} recorded")

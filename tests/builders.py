@@ -15,9 +15,9 @@ import numpy as np
 from sklearn.metrics import f1_score, r2_score
 from sklearn.model_selection import ShuffleSplit
 
-from evaluator.config import EvaluationConfig
 from evaluator.db.models import CountingRule
-from evaluator.results import EvaluationResult, TaskResult, quality
+from evaluator.scoring.config import EvaluationConfig
+from evaluator.scoring.results import EvaluationResult, TaskResult, quality
 from leaderboard.board import Board
 from leaderboard.standings import Scored, build_board, standings
 
@@ -205,7 +205,7 @@ NASTY = [
 ]
 BOARD_TASKS = ["zebra-crossing-xq7", "kelp-forest-yy9", "glacier-melt-zz3"]
 BOARD_NOW = datetime(2026, 3, 29, 19, 36, 0, tzinfo=UTC)
-# The demo challenge's nine tasks (evaluator/demo.py), as a newcomer's first board shows them.
+# The demo challenge's nine tasks (evaluator/runs/demo.py), as a newcomer's first board shows them.
 DEMO_TASKS = [
     "biomass_mean", "biomass_std", "crops", "landcover_agriculture", "landcover_forest",
     "heatisland_mean", "heatisland_std", "clouds_cover", "clouds_opaque",

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 
 from evaluator.db.challenges import get_or_create_challenge, get_or_create_phase, get_or_create_team
-from evaluator.db.engine import Store, open_store
 from evaluator.db.models import Phase, Team
+from evaluator.db.store import MIGRATIONS_DIR, Store, open_store
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -81,3 +82,13 @@ def claim_concurrently(store: Store, owners: list[str],
     assert not errors, errors
     assert not any(thread.is_alive() for thread in threads), "a claimer hung"
     return claims
+
+
+def revisions() -> list[str]:
+    """Every migration revision the project ships, oldest first."""
+    scripts = ScriptDirectory(str(MIGRATIONS_DIR))
+    return [script.revision for script in reversed(list(scripts.walk_revisions()))]
+
+
+def head_revision() -> str:
+    return revisions()[-1]

@@ -1,15 +1,19 @@
 """The import rules of the code base, checked from the source (ast), not by importing it.
 
-Layers, lowest first; a module may import its own layer and the ones below, never above:
+Layers, lowest first; a module may import its own layer and the ones below, never above.
+Each folder is one layer, named here; a module in no listed folder is an error, not a
+default:
 
-    0  scoring core      evaluator.* (submission, tasks, probes, protocol, engine, files...)
-    1  data and clients  evaluator.db.*, evaluator.evalai
-    2  boards            leaderboard.* (standings, boards, publishers)
-    3  commands          evaluator.cli.*, evaluator.daemon.*, evaluator.__main__
+    0  scoring core      evaluator.scoring (+ reader, probes), evaluator.support,
+                         evaluator.runs
+    1  data and clients  evaluator.db, evaluator.clients
+    2  boards            leaderboard (standings, boards, publishers)
+    3  commands          evaluator.daemon (+ outbox), evaluator.operator, evaluator.cli,
+                         evaluator.__main__
 
-The longest matching prefix names a module's layer. Every import counts, also one inside a
-function: a lazy upward import is still an upward dependency. Import cycles between our
-modules are refused too.
+Every import counts, also one inside a function: a lazy upward import is still an upward
+dependency. Import cycles between our modules are refused too, and so is importing another
+module's private name (`from x import _y`): what a module shares, it names without `_`.
 """
 
 from __future__ import annotations
@@ -18,15 +22,19 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-LAYERS = {
-    "evaluator": 0,
+FOLDERS = {
+    "evaluator.scoring": 0,
+    "evaluator.support": 0,
+    "evaluator.runs": 0,
     "evaluator.db": 1,
-    "evaluator.evalai": 1,
+    "evaluator.clients": 1,
     "leaderboard": 2,
-    "evaluator.cli": 3,
     "evaluator.daemon": 3,
-    "evaluator.__main__": 3,
+    "evaluator.operator": 3,
+    "evaluator.cli": 3,
 }
+# Modules outside those folders: the top package's own files.
+MODULES = {"evaluator": 0, "evaluator.__main__": 3}
 LAYER_NAMES = ["scoring core", "data and clients", "boards", "commands"]
 PACKAGES = ("evaluator", "leaderboard")
 
@@ -45,18 +53,23 @@ def modules(root: Path) -> dict[str, Path]:
     return found
 
 
-def layer(module: str) -> int:
-    prefixes = [p for p in LAYERS if module == p or module.startswith(p + ".")]
-    return LAYERS[max(prefixes, key=len)]
+def layer(module: str) -> int | None:
+    """The module's layer, or None where no folder of FOLDERS (nor MODULES) holds it."""
+    if module in MODULES:
+        return MODULES[module]
+    for folder, number in FOLDERS.items():
+        if module == folder or module.startswith(folder + "."):
+            return number
+    return None
 
 
-def imports(module: str, path: Path, known: set[str]) -> Iterator[tuple[str, int]]:
-    """(imported module of ours, line) for every import statement in the file."""
+def imports(module: str, path: Path, known: set[str]) -> Iterator[tuple[str, str, int]]:
+    """(imported module of ours, name taken from it or "", line) for every import."""
     is_package = path.name == "__init__.py"
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield from _ours(alias.name, node.lineno, known)
+                yield from _ours(alias.name, "", node.lineno, known)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
@@ -65,32 +78,41 @@ def imports(module: str, path: Path, known: set[str]) -> Iterator[tuple[str, int
                 base = ".".join([*package, base] if base else package)
             for alias in node.names:
                 target = f"{base}.{alias.name}"
-                yield from _ours(target if target in known else base, node.lineno, known)
+                if target in known:
+                    yield from _ours(target, "", node.lineno, known)
+                else:
+                    yield from _ours(base, alias.name, node.lineno, known)
 
 
-def _ours(name: str, line: int, known: set[str]) -> Iterator[tuple[str, int]]:
+def _ours(name: str, taken: str, line: int,
+          known: set[str]) -> Iterator[tuple[str, str, int]]:
     while name and name not in known:
         name = name.rpartition(".")[0]
     if name:
-        yield name, line
+        yield name, taken, line
 
 
 def violations(root: Path) -> list[str]:
-    """Every upward import and every import cycle below root, as readable lines."""
+    """Every unplaced module, upward import, private import and import cycle below root,
+    as readable lines."""
     found = modules(root)
     known = set(found)
     graph: dict[str, set[str]] = {name: set() for name in found}
-    problems = []
+    problems = [f"{path.relative_to(root)}: {name} is in no layer's folder; put it in one, "
+                "or add its folder to tests/layers.py FOLDERS"
+                for name, path in sorted(found.items()) if layer(name) is None]
     for name, path in sorted(found.items()):
-        for target, line in imports(name, path, known):
+        for target, taken, line in imports(name, path, known):
             if target == name:
                 continue
             graph[name].add(target)
-            if layer(target) > layer(name):
-                problems.append(
-                    f"{path.relative_to(root)}:{line}: {name} ({LAYER_NAMES[layer(name)]}) "
-                    f"imports {target} ({LAYER_NAMES[layer(target)]}), a higher layer"
-                )
+            where = f"{path.relative_to(root)}:{line}: {name}"
+            if taken.startswith("_") and not taken.startswith("__"):
+                problems.append(f"{where} imports the private name {taken} of {target}")
+            mine, theirs = layer(name), layer(target)
+            if mine is not None and theirs is not None and theirs > mine:
+                problems.append(f"{where} ({LAYER_NAMES[mine]}) imports {target} "
+                                f"({LAYER_NAMES[theirs]}), a higher layer")
     problems += [f"import cycle: {' -> '.join(cycle)}" for cycle in cycles(graph)]
     return problems
 

@@ -154,8 +154,8 @@ def test_v_logs_one_progress_line_a_task(tmp_path: Path) -> None:
 
 def test_leaderboard_into_head_ends_quietly(tmp_path: Path) -> None:
     """`probeboard leaderboard | head -1`: head leaves after one line; no traceback, exit 0."""
-    from evaluator.db.engine import open_store
     from evaluator.db.evaluations import record_local_run
+    from evaluator.db.store import open_store
 
     store = open_store(None, path=tmp_path / "probeboard.db")
     store.upgrade()

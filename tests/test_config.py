@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.config import IGNORED_KEYS, EvaluationConfig, config_from_mapping, load_config
-from evaluator.errors import ConfigError
+from evaluator.scoring.config import (
+    IGNORED_KEYS,
+    EvaluationConfig,
+    config_from_mapping,
+    load_config,
+)
+from evaluator.support.errors import ConfigError
 
 REFERENCE = Path(__file__).parent / "data" / "reference_configs"
 
@@ -105,7 +110,7 @@ def test_unknown_key_message_lists_every_accepted_key() -> None:
 def test_probe_params_typo_names_the_accepted_keys(probe: str) -> None:
     import torch
 
-    from evaluator.probes import fit_folds
+    from evaluator.scoring.probes import fit_folds
     from tests.builders import make_probe_task
 
     config = config_from_mapping({"probe_type": probe, "probe_params": {"learnig_rate": 0.01}})

@@ -2,7 +2,7 @@
 
 `probeboard run --once` runs as a real child process against the in-repo EvalAI and GitHub
 servers, with PROBEBOARD_CRASH_AT naming the step at which it kills itself
-(evaluator/crashpoints.py). The restart, a new daemon in the test's process, runs as if
+(evaluator/support/crashpoints.py). The restart, a new daemon in the test's process, runs as if
 minutes had passed (the dead process's leases have run out); a last pass must then find
 nothing left to do.
 
@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from evaluator.crashpoints import ENVIRONMENT
 from evaluator.daemon.service import Daemon
-from evaluator.db.engine import open_store
+from evaluator.daemon.settings import Settings, load_settings
 from evaluator.db.models import Phase, Publication, Submission, utcnow
-from evaluator.settings import Settings, load_settings
+from evaluator.db.store import open_store
+from evaluator.support.crashpoints import ENVIRONMENT
 from leaderboard.phase_board import phase_standings
 from tests.builders import child_env
 from tests.daemon_setup import BOARD_REPO, make_challenge, secrets, write_evalai_settings
@@ -42,7 +42,7 @@ WORKERS = {"concurrent": 1, "threads": 1, "wall_seconds": 120, "memory_mb": 6144
 OVER_THE_CAP = b"x" * (2**20 + 1)
 
 # Each step, in the order one pass reaches it (NAME:N is the N-th time: the second
-# submission's; see evaluator/crashpoints.py), and what the restart finds to do:
+# submission's; see evaluator/support/crashpoints.py), and what the restart finds to do:
 # (expired leases, new submissions, evaluations).
 POINTS = {
     "intake": (0, 1, 2),               # the good file's intake committed, the other not received

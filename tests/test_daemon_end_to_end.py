@@ -27,8 +27,8 @@ import pytest
 import requests
 
 from evaluator.daemon.service import Daemon
+from evaluator.daemon.settings import DEFAULT_LABELS, Settings, load_settings
 from evaluator.db.models import CountingRule
-from evaluator.settings import DEFAULT_LABELS, Settings, load_settings
 from leaderboard.standings import Scored, Standings, standings
 from tests.builders import write_noisy_submission
 from tests.daemon_setup import BOARD_REPO as REPO

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from evaluator.daemon.service import Daemon
+from evaluator.daemon.settings import load_settings
 from evaluator.db.models import Publication
-from evaluator.settings import load_settings
 from leaderboard.render.escape import markdown_text
 from tests.daemon_setup import BOARD_REPO as REPO
 from tests.daemon_setup import (

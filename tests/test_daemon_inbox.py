@@ -232,7 +232,7 @@ def test_an_organiser_fault_hands_the_submission_back_and_ends_the_pass(
     """Labels that vanish after start-up are the organiser's problem: the submission waits
     (not failed, no attempt counted) and the pass ends instead of re-claiming it forever."""
     from evaluator.daemon.service import Daemon
-    from evaluator.settings import load_settings
+    from evaluator.daemon.settings import load_settings
 
     labels, informative, _ = challenge
     settings = write_settings(tmp_path, labels)

@@ -18,15 +18,15 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from evaluator.daemon.followups import HIDDEN_STDERR
+from evaluator.daemon.outbox.reporting import HIDDEN_STDERR
 from evaluator.daemon.service import Daemon
+from evaluator.daemon.settings import load_settings
 from evaluator.db import operator_actions
 from evaluator.db.challenges import (
     get_or_create_challenge,
     get_or_create_phase,
     get_or_create_team,
 )
-from evaluator.db.engine import Store
 from evaluator.db.evaluations import fail, finish
 from evaluator.db.models import (
     REQUEUE_FROM,
@@ -37,9 +37,9 @@ from evaluator.db.models import (
     requeue,
     transition,
 )
+from evaluator.db.store import Store
 from evaluator.db.submissions import claim_next, intake_submission
-from evaluator.errors import IllegalTransition, NotFound, OperatorRefused
-from evaluator.settings import load_settings
+from evaluator.support.errors import IllegalTransition, NotFound, OperatorRefused
 from leaderboard.phase_board import phase_standings
 from tests.builders import make_result, make_task, probeboard
 from tests.daemon_setup import (

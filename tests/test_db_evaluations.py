@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from evaluator.db.engine import Store
 from evaluator.db.evaluations import fail, finish, latest_evaluation, record_evaluation
 from evaluator.db.models import (
     Evaluation,
@@ -22,6 +21,7 @@ from evaluator.db.models import (
     transition,
 )
 from evaluator.db.publications import enqueue
+from evaluator.db.store import Store
 from evaluator.db.submissions import claim_next, expire_leases, intake_submission
 from tests.builders import make_result
 from tests.databases import seed_phase
@@ -43,18 +43,25 @@ def claimed(store: Store, owner: str = "worker") -> int:
     return submission.id
 
 
-def follow_up(session: Session, submission: Submission) -> None:
+class Report:
     """What the daemon adds when a submission ends: a board snapshot and its report."""
-    session.add(StandingsSnapshot(phase_id=submission.phase_id, payload={"entries": []},
-                                  reason=f"submission {submission.id} {submission.status}"))
-    enqueue(session, PublicationTarget.EVALAI, "report", {"status": str(submission.status)},
-            submission_id=submission.id)
+
+    def after_final(self, session: Session, submission: Submission) -> None:
+        session.add(StandingsSnapshot(phase_id=submission.phase_id, payload={"entries": []},
+                                      reason=f"submission {submission.id} {submission.status}"))
+        enqueue(session, PublicationTarget.EVALAI, "report",
+                {"status": str(submission.status)}, submission_id=submission.id)
 
 
-def broken_follow_up(session: Session, submission: Submission) -> None:
-    follow_up(session, submission)
-    session.flush()  # the rows reached the database before the failure
-    raise RuntimeError("follow-up broke")
+class BrokenReport(Report):
+    def after_final(self, session: Session, submission: Submission) -> None:
+        super().after_final(session, submission)
+        session.flush()  # the rows reached the database before the failure
+        raise RuntimeError("follow-up broke")
+
+
+follow_up = Report()
+broken_follow_up = BrokenReport()
 
 
 def counts(store: Store) -> dict[str, int]:
@@ -81,7 +88,7 @@ def test_finish_writes_scores_status_output_and_follow_up_together(store: Store)
     submission_id = claimed(store)
     result = make_result()
     assert finish(store, submission_id, "worker", result, stdout="scored 2 tasks",
-                  follow_up=follow_up)
+                  after=follow_up)
     stored = get(store, submission_id)
     assert (stored.status, stored.stdout, stored.stderr) == (S.FINISHED, "scored 2 tasks", "")
     assert stored.lease_owner is None and stored.lease_expires_at is None
@@ -104,14 +111,14 @@ def test_finish_whose_follow_up_raises_writes_nothing(store: Store) -> None:
     submission_id = claimed(store)
     with pytest.raises(RuntimeError, match="follow-up broke"):
         finish(store, submission_id, "worker", make_result(), stdout="scored",
-               follow_up=broken_follow_up)
+               after=broken_follow_up)
     stored = get(store, submission_id)
     assert (stored.status, stored.lease_owner, stored.stdout, stored.finished_at) == (
         S.RUNNING, "worker", None, None)
     assert counts(store) == NOTHING
     # The worker still holds the lease and can finish properly.
     assert finish(store, submission_id, "worker", make_result(), stdout="scored",
-                  follow_up=follow_up)
+                  after=follow_up)
     assert counts(store) == {**NOTHING, "evaluation": 1, "task_score": 2,
                              "standings_snapshot": 1, "publication": 1}
 
@@ -122,15 +129,15 @@ def test_a_worker_that_lost_the_lease_writes_nothing(store: Store) -> None:
     assert expire_leases(store, max_interruptions=3, now=later).requeued == [submission_id]
     # Taken back, not yet claimed again.
     assert not finish(store, submission_id, "slow-worker", make_result(), stdout="late",
-                      follow_up=follow_up)
-    assert not fail(store, submission_id, "slow-worker", stderr="late", follow_up=follow_up)
+                      after=follow_up)
+    assert not fail(store, submission_id, "slow-worker", stderr="late", after=follow_up)
     assert get(store, submission_id).status is S.SUBMITTED
     # Claimed by another worker: the slow one still cannot write over it.
     successor = claim_next(store, "successor", LEASE, now=later)
     assert successor is not None and successor.id == submission_id
     assert not finish(store, submission_id, "slow-worker", make_result(), stdout="late",
-                      follow_up=follow_up)
-    assert not fail(store, submission_id, "slow-worker", stderr="late", follow_up=follow_up)
+                      after=follow_up)
+    assert not fail(store, submission_id, "slow-worker", stderr="late", after=follow_up)
     stored = get(store, submission_id)
     assert (stored.status, stored.lease_owner, stored.stdout, stored.stderr) == (
         S.RUNNING, "successor", None, None)
@@ -153,7 +160,7 @@ def test_finish_of_an_unknown_submission_is_false(store: Store) -> None:
 def test_fail_writes_message_status_and_follow_up_together(store: Store) -> None:
     submission_id = claimed(store)
     assert fail(store, submission_id, "worker", stderr="column 3 is not a number",
-                follow_up=follow_up)
+                after=follow_up)
     stored = get(store, submission_id)
     assert (stored.status, stored.stdout, stored.stderr, stored.lease_owner) == (
         S.FAILED, "", "column 3 is not a number", None)
@@ -167,7 +174,7 @@ def test_fail_writes_message_status_and_follow_up_together(store: Store) -> None
 def test_fail_whose_follow_up_raises_writes_nothing(store: Store) -> None:
     submission_id = claimed(store)
     with pytest.raises(RuntimeError, match="follow-up broke"):
-        fail(store, submission_id, "worker", stderr="bad file", follow_up=broken_follow_up)
+        fail(store, submission_id, "worker", stderr="bad file", after=broken_follow_up)
     stored = get(store, submission_id)
     assert (stored.status, stored.lease_owner, stored.stderr) == (S.RUNNING, "worker", None)
     assert counts(store) == NOTHING

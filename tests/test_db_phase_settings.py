@@ -12,14 +12,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from evaluator.config import BOOKKEEPING_KEYS
 from evaluator.db.challenges import STANDALONE_CHALLENGE
-from evaluator.db.engine import Store, head_revision
 from evaluator.db.evaluations import record_local_run
 from evaluator.db.models import Challenge, Evaluation, Phase, Submission, TaskScore, Team
-from evaluator.errors import PhaseSettingsMismatch
-from evaluator.results import EvaluationResult
+from evaluator.db.store import Store
+from evaluator.scoring.config import BOOKKEEPING_KEYS
+from evaluator.scoring.results import EvaluationResult
+from evaluator.support.errors import PhaseSettingsMismatch
 from tests.builders import make_result
+from tests.databases import head_revision
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

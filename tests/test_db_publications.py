@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from evaluator.db.engine import Store
 from evaluator.db.models import Publication, PublicationStatus, PublicationTarget
 from evaluator.db.publications import (
     FIRST_BACKOFF,
@@ -25,6 +24,7 @@ from evaluator.db.publications import (
     record_sent,
     retry,
 )
+from evaluator.db.store import Store
 from evaluator.db.submissions import intake_submission
 from tests.databases import claim_concurrently, seed_phase
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from evaluator.db.challenges import get_or_create_phase
-from evaluator.db.engine import Store, open_store
 from evaluator.db.models import Loss, Publication, Submission, SubmissionStatus, requeue
+from evaluator.db.store import Store, open_store
 from evaluator.db.submissions import (
     claim_next,
     expire_leases,
@@ -165,7 +165,7 @@ CLAIMER = """
 import sys, time
 from datetime import timedelta
 from pathlib import Path
-from evaluator.db.engine import open_store
+from evaluator.db.store import open_store
 from evaluator.db.submissions import claim_next
 url, owner, go = sys.argv[1:]
 store = open_store(url)

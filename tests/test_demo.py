@@ -11,11 +11,11 @@ import pytest
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import ShuffleSplit
 
-from evaluator.config import EvaluationConfig
-from evaluator.demo import GRADES, SMALL_EMBEDDING_DIM, DemoChallenge, make_demo
-from evaluator.engine import score_submission
-from evaluator.errors import ConfigError
-from evaluator.tasks import Task, read_tasks
+from evaluator.runs.demo import GRADES, SMALL_EMBEDDING_DIM, DemoChallenge, make_demo
+from evaluator.scoring.config import EvaluationConfig
+from evaluator.scoring.engine import score_submission
+from evaluator.scoring.tasks import Task, read_tasks
+from evaluator.support.errors import ConfigError
 
 # Small-mode sizes: half the published ones (13,260 ids).
 DATASETS = {

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.errors import ServiceAuthError, ServiceError, SubmissionError
-from evaluator.evalai import DeleteResult, EvalAIClient
-from evaluator.retry import RetryPolicy
+from evaluator.clients.evalai import DeleteResult, EvalAIClient
+from evaluator.clients.retry import RetryPolicy
+from evaluator.support.errors import ServiceAuthError, ServiceError, SubmissionError
 from tests.servers.evalai import EvalAIServer, World
 
 FAST = RetryPolicy(attempts=4, base=0.01, cap=0.02, retry_after_cap=0.5, total=5.0)
@@ -41,13 +41,13 @@ def test_one_submission_end_to_end(evalai_server: EvalAIServer, evalai_world: Wo
     assert (message.submission_pk, message.challenge_pk, message.phase_pk) == (sub.pk, 1, 1)
     assert message.body["phase_pk"] == "1"  # as sent, strings
     submission = client.get_submission(message.submission_pk)
-    assert client.get_phase(message.phase_pk)["codename"] == "dev"
+    assert submission["challenge_phase"] == message.phase_pk
     assert client.set_running(sub.pk, job_name="Worker-A")["job_name"] == ["worker-a"]
     size = client.download(submission["input_file"], tmp_path / "in.csv", max_bytes=100,
                            timeout=5)
     assert size == 11 and (tmp_path / "in.csv").read_bytes() == b"id,x\n1,0.5\n"
     client.set_finished(sub.pk, message.phase_pk, RESULT, stdout="ok", metadata={"v": 1})
-    board = client.leaderboard(evalai_world.phase_splits["dev"].pk)
+    board = evalai_server.leaderboard(evalai_world.phase_splits["dev"])
     assert [e["submission__id"] for e in board] == [sub.pk]
     assert board[0]["result"] == [1, 1.5, 10.0]
     assert client.delete_message(message.receipt_handle) is DeleteResult.DELETED
@@ -103,10 +103,11 @@ def test_dropped_connection_and_slow_answer_are_retried(
         evalai_server: EvalAIServer, evalai_world: World,
         caplog: pytest.LogCaptureFixture) -> None:
     client = client_for(evalai_server, evalai_world, timeout=0.3)
-    evalai_server.drop("phase")
-    evalai_server.slow("phase", 0.6)
-    assert client.get_phase(1)["codename"] == "dev"
-    retries = [r.getMessage() for r in caplog.records if r.name == "evaluator.retry"]
+    sub = evalai_server.submit(evalai_world.participants[0], evalai_world.phases["dev"], b"x")
+    evalai_server.drop("submission")
+    evalai_server.slow("submission", 0.6)
+    assert client.get_submission(sub.pk)["id"] == sub.pk
+    retries = [r.getMessage() for r in caplog.records if r.name == "evaluator.clients.retry"]
     assert len(retries) == 2
     assert "connection failed" in retries[0] and "timed out" in retries[1]
 
@@ -116,7 +117,7 @@ def test_429_waits_for_retry_after(evalai_server: EvalAIServer, evalai_world: Wo
     evalai_server.enable_throttle(limit=2, period=0.4)
     client = client_for(evalai_server, evalai_world,
                         policy=RetryPolicy(attempts=3, base=0.01, retry_after_cap=0.3))
-    with caplog.at_level(logging.WARNING, logger="evaluator.retry"):
+    with caplog.at_level(logging.WARNING, logger="evaluator.clients.retry"):
         for _ in range(3):
             assert client.receive_message() is None
     # Retry-After says 1 s (DRF rounds up); the cap of 0.3 s bounds the wait
@@ -185,14 +186,15 @@ def test_token_never_in_logs_or_errors(evalai_server: EvalAIServer, evalai_world
         evalai_server.fail("queue_receive", times=2)
         client.receive_message()
         evalai_server.fail("submission", times=10)
-        evalai_server.drop("phase", times=10)
+        evalai_server.drop("queue_receive", times=10)
         url = evalai_server.put_media("x.csv", b"y" * 100)
         evalai_server.truncate(times=10)
-        for call in (lambda: client.get_submission(1), lambda: client.get_phase(1),
+        for call in (lambda: client.get_submission(1), lambda: client.receive_message(),
                      lambda: client.download(url, tmp_path / "f", 1000, 2)):
             with pytest.raises(ServiceError) as caught:
                 call()
             errors.append(str(caught.value))
+        evalai_server.clear_faults()
         evalai_server.expire_token(evalai_world.host)
         with pytest.raises(ServiceAuthError) as caught:
             client.receive_message()

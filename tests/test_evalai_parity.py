@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from evaluator.evalai import QueueMessage
+from evaluator.clients.evalai import QueueMessage
 from tests.servers.evalai import EvalAIServer
 from tests.servers.real_evalai import Target, new_real_challenge, run_cli
 
@@ -269,7 +269,7 @@ def test_a_tie_on_the_sort_key_lists_the_newest_result_first(
 
 
 def test_host_marks_a_baseline_and_cancels_a_finished_result(both: list[Target]) -> None:
-    """What `probeboard baseline` and `probeboard hide` send (evaluator/evalai.py)."""
+    """What `probeboard baseline` and `probeboard hide` send (evaluator/clients/evalai.py)."""
     pks = [upload(t).json()["id"] for t in both]
     clients = [t.client() for t in both]
     for baseline in (True, False):

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluator.config import EvaluationConfig
-from evaluator.protocol import evaluate, prepare
-from evaluator.submission import read_submission
-from evaluator.tasks import read_tasks
+from evaluator.scoring.config import EvaluationConfig
+from evaluator.scoring.protocol import evaluate, prepare
+from evaluator.scoring.reader.submission import read_submission
+from evaluator.scoring.tasks import read_tasks
 from tests import oracle
 from tests.builders import TaskSpec, write_challenge
 

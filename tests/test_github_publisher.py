@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from evaluator.errors import ConfigError, ServiceAuthError, ServiceError
-from leaderboard.publish.github import GitHubPublisher, GitHubTarget, git_blob_sha
+from evaluator.clients.github import GitHubPublisher, GitHubTarget, git_blob_sha
+from evaluator.support.errors import ConfigError, ServiceAuthError, ServiceError
 from leaderboard.render.markdown import README_END, README_START
 from tests.servers.github import GitHubServer, blob_sha
 

@@ -23,9 +23,10 @@ def write(root: Path, files: dict[str, str]) -> Path:
 
 TREE = {
     "evaluator/__init__.py": "",
-    "evaluator/protocol.py": "import numpy\n",
+    "evaluator/scoring/__init__.py": "",
+    "evaluator/scoring/protocol.py": "import numpy\n",
     "evaluator/db/__init__.py": "",
-    "evaluator/db/models.py": "from evaluator import protocol\n",
+    "evaluator/db/models.py": "from evaluator.scoring import protocol\n",
     "evaluator/cli/__init__.py": "from leaderboard import ranking\n",
     "leaderboard/__init__.py": "",
     "leaderboard/ranking.py": "import numpy\n",
@@ -38,9 +39,11 @@ def test_a_clean_tree_passes(tmp_path: Path) -> None:
 
 
 def test_an_upward_import_is_caught_even_inside_a_function(tmp_path: Path) -> None:
-    tree = {**TREE, "evaluator/protocol.py": "def f():\n    from leaderboard.ranking import r\n"}
+    tree = {**TREE,
+            "evaluator/scoring/protocol.py": "def f():\n    from leaderboard.ranking import r\n"}
     (problem,) = violations(write(tmp_path, tree))
-    assert problem.startswith("evaluator/protocol.py:2: evaluator.protocol (scoring core)")
+    assert problem.startswith(
+        "evaluator/scoring/protocol.py:2: evaluator.scoring.protocol (scoring core)")
     assert "imports leaderboard.ranking (boards), a higher layer" in problem
 
 
@@ -51,8 +54,22 @@ def test_a_relative_upward_import_is_caught(tmp_path: Path) -> None:
 
 
 def test_a_cycle_within_one_layer_is_caught(tmp_path: Path) -> None:
-    tree = {**TREE, "evaluator/plots.py": "from evaluator.run_files import w\n",
-            "evaluator/run_files.py": "def f():\n    from evaluator import plots\n"}
+    tree = {**TREE, "evaluator/runs/plots.py": "from evaluator.runs.folders import w\n",
+            "evaluator/runs/folders.py": "def f():\n    from evaluator.runs import plots\n"}
     assert violations(write(tmp_path, tree)) == [
-        "import cycle: evaluator.plots -> evaluator.run_files -> evaluator.plots"
+        "import cycle: evaluator.runs.folders -> evaluator.runs.plots -> evaluator.runs.folders"
     ]
+
+
+def test_a_module_in_no_layer_s_folder_is_caught(tmp_path: Path) -> None:
+    tree = {**TREE, "evaluator/helpers.py": "import numpy\n"}
+    assert violations(write(tmp_path, tree)) == [
+        "evaluator/helpers.py: evaluator.helpers is in no layer's folder; put it in one, or "
+        "add its folder to tests/layers.py FOLDERS"]
+
+
+def test_a_private_name_imported_from_another_module_is_caught(tmp_path: Path) -> None:
+    tree = {**TREE, "leaderboard/board.py": "from leaderboard.ranking import _order\n"}
+    assert violations(write(tmp_path, tree)) == [
+        "leaderboard/board.py:1: leaderboard.board imports the private name _order of "
+        "leaderboard.ranking"]

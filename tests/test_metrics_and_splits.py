@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import ShuffleSplit
 
-from evaluator.metrics import confusion_matrix, extra_metrics, roc_auc
-from evaluator.protocol import mean_std, shuffle_splits
+from evaluator.scoring.metrics import confusion_matrix, extra_metrics, roc_auc
+from evaluator.scoring.protocol import mean_std, shuffle_splits
 
 
 @pytest.mark.parametrize(("samples", "folds", "seed"), [(10, 3, 42), (73, 5, 0), (4691, 7, 42)])

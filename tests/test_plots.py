@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluator.metrics import confusion_matrix
-from evaluator.plots import save_plots
-from evaluator.run_files import write_run
+from evaluator.runs.folders import write_run
+from evaluator.runs.plots import save_plots
+from evaluator.scoring.metrics import confusion_matrix
 from tests.builders import NOW, make_result
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -79,7 +79,7 @@ def test_confusion_matrix_skips_missing_predictions() -> None:
     assert confusion_matrix(targets, outputs).tolist() == [[0, 0], [1, 1]]
 
 
-@pytest.mark.parametrize("module", ["evaluator.plots", "evaluator.run_files"])
+@pytest.mark.parametrize("module", ["evaluator.runs.plots", "evaluator.runs.folders"])
 def test_importing_does_not_import_matplotlib(module: str) -> None:
     code = f"import sys, {module}; print('matplotlib' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

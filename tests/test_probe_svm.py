@@ -14,10 +14,10 @@ from scipy.stats import loguniform, uniform
 from sklearn.model_selection import KFold, RandomizedSearchCV, ShuffleSplit, StratifiedKFold
 from sklearn.svm import SVC, SVR
 
-from evaluator import randomness
-from evaluator.config import EvaluationConfig, load_config
-from evaluator.errors import ConfigError
-from evaluator.probes import fit_folds, svm
+from evaluator.scoring import randomness
+from evaluator.scoring.config import EvaluationConfig, load_config
+from evaluator.scoring.probes import fit_folds, svm
+from evaluator.support.errors import ConfigError
 from tests.builders import make_probe_task, reference_score
 
 SAMPLE = Path(__file__).parent / "data" / "reference_configs" / "sample_config_svm.yaml"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 
 import numpy as np
@@ -10,11 +11,11 @@ import torch
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import ShuffleSplit
 
-from evaluator import randomness
-from evaluator.config import EvaluationConfig
-from evaluator.errors import ConfigError
-from evaluator.probes import mlp, ridge
-from evaluator.probes.scoring import score_outputs
+from evaluator.scoring import randomness
+from evaluator.scoring.config import PROBE_TYPES, EvaluationConfig
+from evaluator.scoring.probes import Probe, mlp, probe, ridge
+from evaluator.scoring.probes.scoring import score_outputs
+from evaluator.support.errors import ConfigError
 from tests.builders import make_probe_task, reference_score
 
 # --- the shared score function --------------------------------------------------------
@@ -49,7 +50,7 @@ def test_non_finite_score_is_nan() -> None:
 
 
 def test_score_matches_the_linear_probe_metric() -> None:
-    from evaluator.probes.linear import _score
+    from evaluator.scoring.probes.linear import _score
 
     gen = np.random.default_rng(3)
     for classification in (False, True):
@@ -227,3 +228,13 @@ def test_hyperparameters() -> None:
     assert mlp.hyperparameters(config)["hidden_layers"] == [32, 8]
     assert mlp.hyperparameters(EvaluationConfig(probe_type="mlp"))["hidden_layers"] == [256]
     assert ridge.hyperparameters(EvaluationConfig(probe_type="ridge"))["alpha"] == 1.0
+
+
+@pytest.mark.parametrize("probe_type", PROBE_TYPES)
+def test_every_probe_type_implements_the_probe_protocol(probe_type: str) -> None:
+    chosen = probe(probe_type)
+    assert isinstance(chosen, Probe)
+    for name in ("fit", "hyperparameters"):
+        expected = inspect.signature(getattr(Probe, name))
+        expected = expected.replace(parameters=list(expected.parameters.values())[1:])  # self
+        assert str(inspect.signature(getattr(chosen, name))) == str(expected), name

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from evaluator import submission as sub
+from evaluator.scoring.reader import messages
 
 # Generous for a shared 2-core machine; a quadratic step on these sizes takes minutes.
 FIXED_SECONDS = 2.0
@@ -35,8 +35,8 @@ SETTINGS = settings(
 
 def read_in_child(path: str, embedding_dim: int | None) -> tuple[Any, ...]:
     """In the worker: the answer and the seconds it took."""
-    from evaluator.errors import SubmissionError
-    from evaluator.submission import read_submission
+    from evaluator.scoring.reader.submission import read_submission
+    from evaluator.support.errors import SubmissionError
 
     started = time.perf_counter()
     try:
@@ -51,7 +51,7 @@ def warm() -> None:
     """Load the compiled kernels (serial and parallel) in the worker."""
     import tempfile
 
-    from evaluator.submission import read_submission
+    from evaluator.scoring.reader.submission import read_submission
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "warm.csv"
@@ -116,8 +116,8 @@ def test_wide_headers(
     path = tmp_path / "submission.csv"
     path.write_text("\n".join(lines) + "\n")
     answer = answer_in_time(worker, path, dim)
-    if width + 1 > sub.MAX_COLUMNS:
-        assert answer[1] == "too_many_columns" and f"{sub.MAX_COLUMNS:,}" in answer[2]
+    if width + 1 > messages.MAX_COLUMNS:
+        assert answer[1] == "too_many_columns" and f"{messages.MAX_COLUMNS:,}" in answer[2]
 
 
 MALFORMED = {

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluator.errors import ConfigError
+from evaluator.support.errors import ConfigError
 from leaderboard.board import Board, BoardEntry
 from leaderboard.render.board_json import (
     HIDDEN_BOARD_KEYS,

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from evaluator import files
-from evaluator.config import EvaluationConfig
-from evaluator.errors import ConfigError, LabelError
-from evaluator.files import to_json_value, write_atomic
-from evaluator.run_files import TABLE_LEGEND, format_table, write_run
+from evaluator.runs.folders import TABLE_LEGEND, format_table, write_run
+from evaluator.scoring.config import EvaluationConfig
+from evaluator.support import jsonio
+from evaluator.support.errors import ConfigError, LabelError
+from evaluator.support.jsonio import to_json_value, write_atomic
 from tests.builders import N_TEST, NOW, E, K, make_result
 
 STAMP = "20240309_140507"
@@ -167,12 +167,12 @@ def test_unsafe_task_name_is_a_label_error(tmp_path: Path) -> None:
 def test_plots_are_not_drawn_unless_enabled(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import evaluator.plots
+    import evaluator.runs.plots
 
     def fail(*_args: object) -> list[Path]:
         raise AssertionError("save_plots called with enable_plots false")
 
-    monkeypatch.setattr(evaluator.plots, "save_plots", fail)
+    monkeypatch.setattr(evaluator.runs.plots, "save_plots", fail)
     run_dir = write_run(make_result(), output_dir=tmp_path, phase="p", method_name="m", now=NOW)
     assert not list(run_dir.rglob("*.png"))
 
@@ -186,7 +186,7 @@ def test_atomic_write_leaves_no_partial_file(
     def crash(*_args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(files.os, "replace", crash)
+    monkeypatch.setattr(jsonio.os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
         write_atomic(target, b'{"new": ')
     assert target.read_text() == '{"old": true}'
@@ -237,7 +237,7 @@ def test_summary_seconds_cover_the_whole_scoring_call(
 ) -> None:
     import time
 
-    from evaluator import engine
+    from evaluator.scoring import engine
     from tests.builders import TaskSpec, write_challenge
 
     labels, submission = write_challenge(tmp_path, [TaskSpec("biomass", 60)], dim=4)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.errors import ConfigError
-from evaluator.settings import load_settings
+from evaluator.daemon.settings import load_settings
+from evaluator.support.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "deploy" / "probeboard.example.yaml"
 ENVIRON = {"EVALAI_TOKEN": "evalai-secret-1234", "GITHUB_TOKEN": "gh-secret-5678"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.config import EvaluationConfig, load_config
+from evaluator.scoring.config import EvaluationConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "evaluator" / "configs"

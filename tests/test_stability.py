@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluator.results import quality
+from evaluator.scoring.results import quality
 from leaderboard.ranking import rank_entries
 from leaderboard.stability import (
     batch_ranks,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from evaluator.results import quality
+from evaluator.scoring.results import quality
 from leaderboard.standings import Scored, build_board, counted, standings
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

@@ -21,7 +21,6 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 
 from evaluator.db.challenges import get_or_create_challenge
-from evaluator.db.engine import Store, head_revision, open_store, revisions
 from evaluator.db.evaluations import record_evaluation, record_local_run
 from evaluator.db.models import (
     TRANSITIONS,
@@ -39,10 +38,11 @@ from evaluator.db.models import (
     Team,
     transition,
 )
+from evaluator.db.store import Store, open_store
 from evaluator.db.submissions import intake_submission
-from evaluator.errors import ConfigError, IllegalTransition
+from evaluator.support.errors import ConfigError, IllegalTransition
 from tests.builders import make_result
-from tests.databases import seed_phase
+from tests.databases import head_revision, revisions, seed_phase
 
 TABLES = {"challenge", "phase", "team", "submission", "evaluation", "task_score",
           "standings_snapshot", "publication"}
@@ -324,7 +324,7 @@ def test_json_columns_round_trip(store: Store) -> None:
         session.add(StandingsSnapshot(phase=phase, reason="submission 2 finished",
                                       payload=payload))
         session.add(Publication(phase_id=phase.id, target=PublicationTarget.GITHUB,
-                                payload={"files": ["board.json"], "n": 3}))
+                                action="board", payload={"files": ["board.json"], "n": 3}))
     with store.session() as session:
         snapshot = session.scalars(sa.select(StandingsSnapshot)).one()
         assert snapshot.payload == payload

@@ -13,15 +13,18 @@ from unittest.mock import patch
 import numpy as np
 import pytest
 
-from evaluator import submission as sub
-from evaluator.errors import SubmissionError
-from evaluator.submission import (
+from evaluator.scoring.reader import fast as fast_reader
+from evaluator.scoring.reader import messages, scan
+from evaluator.scoring.reader import slow as slow_reader
+from evaluator.scoring.reader import submission as sub
+from evaluator.scoring.reader.check import check_submission
+from evaluator.scoring.reader.submission import (
     ZARR_FLAG,
-    check_submission,
     padded_matrix,
     read_submission,
     row_positions,
 )
+from evaluator.support.errors import SubmissionError
 
 HEADER = "id,0,1,2\n"
 GOOD_ROWS = ["a,0.5,-1.25,3e-2\n", "b,1,2,3\n", "c,-0.125,.5,7.\n"]
@@ -56,7 +59,7 @@ def test_file_too_large_is_refused_before_reading(tmp_path: Path) -> None:
     def never(*_: object) -> None:
         raise AssertionError("the file was read")
 
-    with patch.object(sub, "_read_fast", never), patch.object(sub, "_read_slow", never):
+    with patch.object(fast_reader, "read", never), patch.object(slow_reader, "read", never):
         error = rejected(path, max_bytes=10)
     assert error.code == "file_too_large"
     assert "limit" in str(error)
@@ -271,7 +274,7 @@ def test_a_header_that_counts_up_reads_as_any_other(
     ],
 )
 def test_counts_up(names: str, count: int, expected: bool) -> None:
-    assert sub.scan.counts_up(np.frombuffer(names.encode(), np.uint8), count) is expected
+    assert scan.counts_up(np.frombuffer(names.encode(), np.uint8), count) is expected
 
 
 def test_other_columns_are_ignored_with_a_warning(tmp_path: Path) -> None:
@@ -312,7 +315,7 @@ def test_zarr_suffix_is_stripped_with_flag_and_warning(tmp_path: Path) -> None:
 )
 def test_dialects_read_the_same(tmp_path: Path, content: str) -> None:
     # All by the fast reader: only a record that spans lines needs the csv module.
-    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):
+    with patch.object(slow_reader, "read", side_effect=AssertionError("slow reader")):
         submission = read_submission(write(tmp_path, content))
     assert submission.ids.tolist() == ["a", "b"]
     assert submission.matrix.tolist() == [[1, 2], [3, 4]]
@@ -320,7 +323,7 @@ def test_dialects_read_the_same(tmp_path: Path, content: str) -> None:
 
 def test_quoted_ids_keep_commas_quotes_and_suffixes(tmp_path: Path) -> None:
     content = 'id,0,1\n"a,""x""",1,2\n"b.zarr.zip",3,4\n"c""",5,6\n'
-    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):
+    with patch.object(slow_reader, "read", side_effect=AssertionError("slow reader")):
         submission = read_submission(write(tmp_path, content))
     assert submission.ids.tolist() == ['a,"x"', "b", 'c"']
     assert submission.flags[ZARR_FLAG] and "'b.zarr.zip'" in submission.warnings[0]
@@ -330,7 +333,7 @@ def test_quoted_ids_keep_commas_quotes_and_suffixes(tmp_path: Path) -> None:
 
 def test_ids_that_span_lines_are_read_by_the_fast_reader(tmp_path: Path) -> None:
     path = write(tmp_path, 'id,0,1\n"a\nb",1,2\n"c\r\nd\re",3,4\nf,1,x\n')
-    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):
+    with patch.object(slow_reader, "read", side_effect=AssertionError("slow reader")):
         error = rejected(path)
         assert error.code == "non_numeric" and "line 7" in str(error)
         path = write(tmp_path, 'id,0,1\n"a\nb",1,2\nc,3,4\n" a\nb\n",5,6\n')
@@ -354,7 +357,7 @@ def test_ids_that_span_lines_are_read_by_the_fast_reader(tmp_path: Path) -> None
         (b'id,0,1\n"a\nb"c,1,2\n"a\nbc",3,4\n', "duplicate_ids", 4),
         (b'id,0,"\n1"\r\na,1,2\r\nb,3,x\r\n', "non_numeric", 4),  # a header's line break
         (b'id,0,"a\n\xff"\na,1,2\n', "not_utf8", 2),
-        (b'id,0,"a\n' + b"b" * (sub._MAX_HEADER_BYTES + 1) + b'"\n', "line_too_long", 2),
+        (b'id,0,"a\n' + b"b" * (messages.MAX_HEADER_BYTES + 1) + b'"\n', "line_too_long", 2),
         (b'id,0,0,"a\nb,1,2\n', "duplicate_columns", 1),  # the header's quote left open
     ],
 )
@@ -365,8 +368,8 @@ def test_records_that_span_lines_get_the_slow_readers_verdict_on_their_own(
     # whole file.
     path = write(tmp_path, content)
     with pytest.raises(SubmissionError) as slow:
-        sub._read_slow(path, None)
-    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):
+        slow_reader.read(path, None)
+    with patch.object(slow_reader, "read", side_effect=AssertionError("slow reader")):
         error = rejected(path)
     assert (error.code, str(error)) == (slow.value.code, str(slow.value))
     assert error.code == code and str(error).startswith(f"line {line}")
@@ -394,9 +397,10 @@ def test_a_quote_left_open_early_is_refused_after_one_row_s_worth(
     path = tmp_path / "submission.csv"
     path.write_bytes(content.encode("utf-8", "surrogateescape"))
     with pytest.raises(SubmissionError) as slow:
-        sub._read_slow(path, None)
-    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")), \
-            patch.object(sub, "_BLOCK_BYTES", 4096), patch.object(sub, "_MIN_BLOCK_BYTES", 4096):
+        slow_reader.read(path, None)
+    with patch.object(slow_reader, "read", side_effect=AssertionError("slow reader")), \
+            patch.object(fast_reader, "_BLOCK_BYTES", 4096), \
+            patch.object(fast_reader, "_MIN_BLOCK_BYTES", 4096):
         error = rejected(path)
     assert (error.code, str(error)) == (slow.value.code, str(slow.value))
     assert error.code in ("not_csv", "not_utf8") and str(error).startswith(message)
@@ -415,15 +419,16 @@ def test_the_first_problem_in_the_file_wins_however_far_ahead_blocks_are_parsed(
     rows[1200], rows[1300] = first, then
     path = write(tmp_path, "id,0,1\n" + "".join(rows))
     with pytest.raises(SubmissionError) as slow:
-        sub._read_slow(path, None)
-    collect = sub._collect
+        slow_reader.read(path, None)
+    collect = fast_reader._collect
 
     def slowly(*arguments: Any) -> bool:
         time.sleep(0.2)
         return collect(*arguments)
 
-    with patch.object(sub, "_BLOCK_BYTES", 4096), patch.object(sub, "_MIN_BLOCK_BYTES", 4096), \
-            patch.object(sub, "_collect", slowly):
+    with patch.object(fast_reader, "_BLOCK_BYTES", 4096), \
+            patch.object(fast_reader, "_MIN_BLOCK_BYTES", 4096), \
+            patch.object(fast_reader, "_collect", slowly):
         error = rejected(path)
     assert (error.code, str(error)) == (slow.value.code, str(slow.value))
     assert error.code == code and str(error).startswith("line 1202")
@@ -431,12 +436,12 @@ def test_the_first_problem_in_the_file_wins_however_far_ahead_blocks_are_parsed(
 
 def test_a_record_or_header_with_a_line_break_that_csv_completes_is_read(tmp_path: Path) -> None:
     path = write(tmp_path, 'id,0,1\n"a\nb"c,1,2\nd,3,4\n')
-    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):
+    with patch.object(slow_reader, "read", side_effect=AssertionError("slow reader")):
         submission = read_submission(path)
     assert submission.ids.tolist() == ["a\nbc", "d"]
     assert submission.matrix.tolist() == [[1, 2], [3, 4]]
     path = write(tmp_path, '\nid,"x\r\ny",0\r\n\r\na,1,2\r\nb,3,4')  # and a header's
-    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):
+    with patch.object(slow_reader, "read", side_effect=AssertionError("slow reader")):
         submission = read_submission(path)
     assert submission.ids.tolist() == ["a", "b"] and submission.matrix.tolist() == [[2], [4]]
     assert repr("x\r\ny") in submission.warnings[0]
@@ -464,10 +469,12 @@ def test_small_blocks_give_the_same_result(tmp_path: Path) -> None:
     lines[10] += "\n"  # a blank line
     path = write(tmp_path, "id," + ",".join(map(str, range(7))) + "\n" + "\n".join(lines) + "\n")
     expected = read_submission(path)
-    with patch.object(sub, "_BLOCK_BYTES", 48), patch.object(sub, "_MIN_SEGMENT_BYTES", 8):
+    with patch.object(fast_reader, "_BLOCK_BYTES", 48), \
+            patch.object(fast_reader, "_MIN_SEGMENT_BYTES", 8):
         small = read_submission(path)
-    with patch.object(sub, "_BLOCK_BYTES", 512), patch.object(sub, "_MIN_SEGMENT_BYTES", 8), \
-            patch.object(sub, "_PARALLEL_BYTES", 0):
+    with patch.object(fast_reader, "_BLOCK_BYTES", 512), \
+            patch.object(fast_reader, "_MIN_SEGMENT_BYTES", 8), \
+            patch.object(fast_reader, "_PARALLEL_BYTES", 0):
         parallel = read_submission(path)
     np.testing.assert_array_equal(parallel.matrix, expected.matrix)
     assert small.ids.tolist() == expected.ids.tolist()
@@ -480,8 +487,9 @@ def test_small_blocks_report_the_same_line(tmp_path: Path) -> None:
     rows = [f"r{i},{i},{i + 1}\n" for i in range(40)]
     rows[33] = "r33,1,oops\n"
     path = write(tmp_path, "id,0,1\n\n" + "".join(rows))
-    with patch.object(sub, "_BLOCK_BYTES", 32), patch.object(sub, "_MIN_SEGMENT_BYTES", 8), \
-            patch.object(sub, "_PARALLEL_BYTES", 0):
+    with patch.object(fast_reader, "_BLOCK_BYTES", 32), \
+            patch.object(fast_reader, "_MIN_SEGMENT_BYTES", 8), \
+            patch.object(fast_reader, "_PARALLEL_BYTES", 0):
         error = rejected(path)
     assert error.code == "non_numeric" and "line 36, column '1'" in str(error)
 
@@ -495,7 +503,7 @@ def test_many_short_bad_lines_are_refused_without_the_slow_reader(
     header = "id," + ",".join(map(str, range(50))) + "\n"
     rows = "".join(f"r{row}," + ",".join(["1.5"] * 50) + "\n" for row in range(valid_rows))
     path = write(tmp_path, header + rows + "x\n" * 1000)
-    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):
+    with patch.object(slow_reader, "read", side_effect=AssertionError("slow reader")):
         error = rejected(path)
     assert str(error) == str(both_readers(path))
     assert error.code == "not_csv" and f"line {valid_rows + 2}:" in str(error)
@@ -525,12 +533,12 @@ def test_row_positions_ignore_extra_ids(tmp_path: Path) -> None:
 
 
 def read_fast(path: Path) -> sub.Submission:
-    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")):
+    with patch.object(slow_reader, "read", side_effect=AssertionError("slow reader")):
         return read_submission(path)
 
 
 def read_slow(path: Path) -> sub.Submission:
-    with patch.object(sub, "_read_fast", return_value=None):  # None: the slow reader decides
+    with patch.object(fast_reader, "read", return_value=None):  # None: the slow reader decides
         return read_submission(path)
 
 
@@ -564,7 +572,7 @@ def test_row_positions_agree_with_a_dict_over_the_ids(
             continue
         with pytest.raises(SubmissionError) as caught:
             row_positions(submission, np.array(required, dtype=object))
-        examples = ", ".join(sub._show(query) for query in missing[:5])
+        examples = ", ".join(messages.show(query) for query in missing[:5])
         assert str(caught.value).startswith(f"{len(missing)} required id(s) are missing from "
                                             f"the submission (for example {examples}).")
 
@@ -612,7 +620,8 @@ def test_header_after_blank_lines_keeps_line_numbers(tmp_path: Path) -> None:
 def test_duplicates_and_suffixes_across_blocks(tmp_path: Path) -> None:
     rows = [f"s{i}.zarr.zip,{i},{i + 1}\n" for i in range(30)]
     path = write(tmp_path, "id,0,1\n" + "".join(rows))
-    with patch.object(sub, "_BLOCK_BYTES", 40), patch.object(sub, "_MIN_SEGMENT_BYTES", 8):
+    with patch.object(fast_reader, "_BLOCK_BYTES", 40), \
+            patch.object(fast_reader, "_MIN_SEGMENT_BYTES", 8):
         submission = read_submission(path)
         assert submission.ids.tolist() == [f"s{i}" for i in range(30)]
         assert submission.flags[ZARR_FLAG] and "30 of 30 ids" in submission.warnings[0]
@@ -628,8 +637,8 @@ def both_readers(path: Path, embedding_dim: int | None = None) -> SubmissionErro
     """The fast reader's error, after checking that the slow reader gives the same one."""
     size = sub._checked_size(path, sub.DEFAULT_MAX_BYTES)
     errors = []
-    for read in (lambda: sub._read_fast(path, size, embedding_dim),
-                 lambda: sub._read_slow(path, embedding_dim)):
+    for read in (lambda: fast_reader.read(path, size, embedding_dim),
+                 lambda: slow_reader.read(path, embedding_dim)):
         with pytest.raises(SubmissionError) as caught:
             parsed = read()
             if parsed is not None:
@@ -651,7 +660,7 @@ def test_header_wider_than_any_challenge(tmp_path: Path, dim: int | None) -> Non
 
 
 def test_wide_header_under_the_limit_is_read_in_linear_time(tmp_path: Path) -> None:
-    width = sub.MAX_COLUMNS - 1
+    width = messages.MAX_COLUMNS - 1
     rows = "".join(f"r{row}," + ",".join([str(row + 1)] * width) + "\n" for row in range(3))
     path = write(tmp_path, "id," + ",".join(map(str, range(width))) + "\n" + rows)
     assert read_submission(path).matrix.shape == (3, width)
@@ -681,7 +690,8 @@ def test_hostile_line_cell_or_id(tmp_path: Path, row: str, code: str) -> None:
     path = good(tmp_path, row + "\n", "e,1,2,3\n")
     error = both_readers(path)
     assert error.code == code and "line 5" in str(error)
-    with patch.object(sub, "_BLOCK_BYTES", 64), patch.object(sub, "_MIN_SEGMENT_BYTES", 8):
+    with patch.object(fast_reader, "_BLOCK_BYTES", 64), \
+            patch.object(fast_reader, "_MIN_SEGMENT_BYTES", 8):
         assert str(rejected(path)) == str(error)
     # An earlier problem still wins.
     assert both_readers(good(tmp_path, "c,1,x,3\n", row + "\n")).code == "non_numeric"
@@ -690,7 +700,7 @@ def test_hostile_line_cell_or_id(tmp_path: Path, row: str, code: str) -> None:
 def test_line_without_end_is_refused_once_past_the_limit(tmp_path: Path) -> None:
     rows = "".join(f"a{row},{row}\n" for row in range(10))
     path = write(tmp_path, "id,0\n" + rows + "b," + "1" * 20_000_000)
-    with patch.object(sub, "_BLOCK_BYTES", 4096):
+    with patch.object(fast_reader, "_BLOCK_BYTES", 4096):
         error = rejected(path)
     assert error.code == "line_too_long" and "line 12:" in str(error)
     assert "4,352 bytes" in str(error)
@@ -698,14 +708,14 @@ def test_line_without_end_is_refused_once_past_the_limit(tmp_path: Path) -> None
 
 
 def test_header_longer_than_any_challenge(tmp_path: Path) -> None:
-    path = write(tmp_path, "id,0," + "x" * sub._MAX_HEADER_BYTES + "\na,1,2\n")
+    path = write(tmp_path, "id,0," + "x" * messages.MAX_HEADER_BYTES + "\na,1,2\n")
     error = both_readers(path)
     assert error.code == "line_too_long" and str(error).startswith("line 1 (header)")
 
 
 def test_a_header_of_many_short_lines_is_bounded_as_a_whole(tmp_path: Path) -> None:
     # Quoted line breaks make each line short; together they are over any header's size.
-    fields = sub._MAX_HEADER_BYTES // 4 + 1
+    fields = messages.MAX_HEADER_BYTES // 4 + 1
     path = write(tmp_path, "id," + '"\n",' * fields + "0\na,1,2\n")
     error = both_readers(path)
     assert error.code == "line_too_long" and "(header)" in str(error)

@@ -25,9 +25,11 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from evaluator import submission as sub
-from evaluator import submission_ids as sub_ids
-from evaluator.errors import SubmissionError
+from evaluator.scoring.reader import fast as fast_reader
+from evaluator.scoring.reader import ids as sub_ids
+from evaluator.scoring.reader import slow as slow_reader
+from evaluator.scoring.reader import submission as sub
+from evaluator.support.errors import SubmissionError
 
 SETTINGS = settings(
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -53,13 +55,13 @@ def write(content: bytes) -> Path:
 def fast(path: Path) -> sub.Submission:
     """read_submission without its catch-all, so that a bug shows as itself."""
     size = sub._checked_size(path, sub.DEFAULT_MAX_BYTES)
-    parsed = sub._read_fast(path, size, None)
-    return sub._finish(*(parsed or sub._read_slow(path, None)))
+    parsed = fast_reader.read(path, size, None)
+    return sub._finish(*(parsed or slow_reader.read(path, None)))
 
 
 def slow(path: Path) -> sub.Submission:
     sub._checked_size(path, sub.DEFAULT_MAX_BYTES)
-    return sub._finish(*sub._read_slow(path, None))
+    return sub._finish(*slow_reader.read(path, None))
 
 
 def outcome(read: Callable[[Path], sub.Submission], path: Path) -> tuple[Any, ...]:
@@ -91,9 +93,10 @@ def same_verdict(
     expected = outcome(slow, path)
     assert outcome(fast, path) == expected
     if block_bytes is not None:
-        with patch.object(sub, "_BLOCK_BYTES", block_bytes), \
-                patch.object(sub, "_MIN_SEGMENT_BYTES", 4), \
-                patch.object(sub, "_PARALLEL_BYTES", 0 if parallel else sub._PARALLEL_BYTES):
+        with patch.object(fast_reader, "_BLOCK_BYTES", block_bytes), \
+                patch.object(fast_reader, "_MIN_SEGMENT_BYTES", 4), \
+                patch.object(fast_reader, "_PARALLEL_BYTES",
+                             0 if parallel else fast_reader._PARALLEL_BYTES):
             assert outcome(fast, path) == expected
     return expected
 
@@ -252,11 +255,12 @@ def test_records_with_line_breaks_need_no_slow_reader(
     expected = outcome(slow, write(content))
     # (blocks grow for a record with line breaks, up to a row's limit: these records have
     # at most ~90 bytes)
-    with patch.object(sub, "_read_slow", side_effect=AssertionError("slow reader")), \
-            patch.object(sub, "_BLOCK_BYTES", block_bytes), \
-            patch.object(sub, "_MIN_BLOCK_BYTES", block_bytes), \
-            patch.object(sub, "_MIN_SEGMENT_BYTES", 4), \
-            patch.object(sub, "_PARALLEL_BYTES", 0 if parallel else sub._PARALLEL_BYTES):
+    with patch.object(slow_reader, "read", side_effect=AssertionError("slow reader")), \
+            patch.object(fast_reader, "_BLOCK_BYTES", block_bytes), \
+            patch.object(fast_reader, "_MIN_BLOCK_BYTES", block_bytes), \
+            patch.object(fast_reader, "_MIN_SEGMENT_BYTES", 4), \
+            patch.object(fast_reader, "_PARALLEL_BYTES",
+                         0 if parallel else fast_reader._PARALLEL_BYTES):
         assert outcome(fast, write(content)) == expected
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.errors import LabelError
-from evaluator.tasks import read_tasks
+from evaluator.scoring.tasks import read_tasks
+from evaluator.support.errors import LabelError
 
 ROWS = "".join(f"id{i},{i % 7}.5\n" for i in range(12))
 

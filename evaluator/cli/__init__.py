@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from evaluator.cli import boards, daemon, demo, operator, scoring
-from evaluator.errors import ProbeboardError
+from evaluator.support.errors import ProbeboardError
 
 GROUPS = (scoring, boards, demo, daemon, operator)
 

@@ -28,7 +28,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def run_leaderboard(args: argparse.Namespace) -> int:
     from evaluator.db.challenges import challenge_phases
-    from evaluator.errors import NotFound
+    from evaluator.support.errors import NotFound
     from leaderboard.phase_board import phase_board
     from leaderboard.render.board_json import board_json
     from leaderboard.render.html import board_html

@@ -37,7 +37,7 @@ def add_settings(parser: argparse.ArgumentParser) -> None:
 
 def run_daemon(args: argparse.Namespace) -> int:
     from evaluator.daemon.service import Daemon
-    from evaluator.settings import load_settings
+    from evaluator.daemon.settings import load_settings
 
     daemon = Daemon(load_settings(args.settings))
     if not args.once:
@@ -52,7 +52,7 @@ def run_daemon(args: argparse.Namespace) -> int:
 
 
 def run_check_config(args: argparse.Namespace) -> int:
-    from evaluator.daemon.checks import check_settings
+    from evaluator.operator.checks import check_settings
 
     failed = 0
     for ok, line in check_settings(args.settings):
@@ -62,8 +62,8 @@ def run_check_config(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from evaluator.daemon.status import daemon_status
-    from evaluator.settings import load_settings
+    from evaluator.daemon.settings import load_settings
+    from evaluator.operator.status import daemon_status
 
     settings = load_settings(args.settings)
     print(json.dumps(daemon_status(settings), indent=2, default=str))

@@ -19,7 +19,7 @@ from evaluator.cli.options import add_threads, load_config
 
 if TYPE_CHECKING:
     from evaluator.daemon.service import Daemon
-    from evaluator.demo import DemoChallenge
+    from evaluator.runs.demo import DemoChallenge
 
 DEMO_CHALLENGE = "demo"
 DEMO_PHASE = "demo"
@@ -52,7 +52,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run_demo_data(args: argparse.Namespace) -> int:
-    from evaluator.demo import make_demo
+    from evaluator.runs.demo import make_demo
 
     demo = make_demo(args.out, small=args.small, seed=args.seed, overwrite=args.overwrite)
     print(f"labels: {demo.labels}")
@@ -63,8 +63,8 @@ def run_demo_data(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     from evaluator.daemon.service import Daemon
-    from evaluator.demo import existing_demo, make_demo
-    from evaluator.settings import load_settings
+    from evaluator.daemon.settings import load_settings
+    from evaluator.runs.demo import existing_demo, make_demo
 
     labels = args.dir / "labels"
     if labels.is_dir() and any(labels.iterdir()):

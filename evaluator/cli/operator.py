@@ -60,8 +60,8 @@ def _action(commands: Any, common: argparse.ArgumentParser, name: str,
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from evaluator.daemon.show import as_json, as_text, submission_view
-    from evaluator.settings import load_settings
+    from evaluator.daemon.settings import load_settings
+    from evaluator.operator.show import as_json, as_text, submission_view
 
     view = submission_view(load_settings(args.settings), args.submission)
     print(as_json(view) if args.json else as_text(view))
@@ -69,32 +69,32 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_requeue(args: argparse.Namespace) -> int:
-    from evaluator.daemon.operator import requeue
+    from evaluator.operator.actions import requeue
 
     return _done(args, requeue, args.submission)
 
 
 def run_rescore(args: argparse.Namespace) -> int:
-    from evaluator.daemon.operator import rescore
+    from evaluator.operator.actions import rescore
 
     return _done(args, rescore, args.phase)
 
 
 def run_hide(args: argparse.Namespace) -> int:
-    from evaluator.daemon.operator import set_hidden
+    from evaluator.operator.actions import set_hidden
 
     return _done(args, set_hidden, args.submission, args.hidden)
 
 
 def run_baseline(args: argparse.Namespace) -> int:
-    from evaluator.daemon.operator import set_baseline
+    from evaluator.operator.actions import set_baseline
 
     return _done(args, set_baseline, args.submission, not args.off)
 
 
 def _done(args: argparse.Namespace, action: Callable[..., str], *targets: object) -> int:
-    from evaluator.daemon.operator import Actor, login_name
-    from evaluator.settings import load_settings
+    from evaluator.daemon.settings import load_settings
+    from evaluator.operator.actions import Actor, login_name
 
     actor = Actor(who=args.by or login_name(), why=args.reason)
     print(action(load_settings(args.settings), *targets, actor))

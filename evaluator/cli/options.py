@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from evaluator.config import EvaluationConfig
-    from evaluator.db.engine import Store
-    from evaluator.results import EvaluationResult, TaskResult
+    from evaluator.db.store import Store
+    from evaluator.scoring.config import EvaluationConfig
+    from evaluator.scoring.results import EvaluationResult, TaskResult
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def add_database(parser: argparse.ArgumentParser) -> None:
 
 
 def open_database(args: argparse.Namespace) -> Store:
-    from evaluator.db.engine import open_store
+    from evaluator.db.store import open_store
 
     store = open_store(args.database, path=args.output_dir / "probeboard.db")
     store.upgrade()
@@ -36,7 +36,7 @@ def add_threads(parser: argparse.ArgumentParser) -> None:
 
 
 def load_config(path: Path | None) -> EvaluationConfig:
-    from evaluator.config import EvaluationConfig, load_config
+    from evaluator.scoring.config import EvaluationConfig, load_config
 
     return load_config(path) if path else EvaluationConfig()
 
@@ -47,8 +47,8 @@ def score_with_progress(labels: Path, submission: Path, config: EvaluationConfig
     line a task with the time elapsed and an estimate of the time left."""
     from tqdm import tqdm
 
-    from evaluator.engine import score_submission
-    from evaluator.tasks import read_tasks, select_tasks
+    from evaluator.scoring.engine import score_submission
+    from evaluator.scoring.tasks import read_tasks, select_tasks
 
     started = time.perf_counter()
     tasks = read_tasks(labels)

@@ -49,7 +49,7 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from evaluator.run_files import check_name, format_table, write_run
+    from evaluator.runs.folders import check_name, format_table, write_run
     from leaderboard.standalone import record_run, update_board
 
     config = load_config(args.config)
@@ -71,7 +71,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from evaluator.submission import check_submission
+    from evaluator.scoring.reader.check import check_submission
 
     for line in check_submission(args.file, ids_file=args.ids, embedding_dim=args.dim):
         print(line)

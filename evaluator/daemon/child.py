@@ -26,16 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluator.config import config_from_mapping
-from evaluator.crashpoints import crash_point
-from evaluator.errors import (
+from evaluator.scoring.config import config_from_mapping
+from evaluator.scoring.results import EvaluationResult
+from evaluator.support.crashpoints import crash_point
+from evaluator.support.errors import (
     EvaluationOutOfMemory,
     EvaluationTimeout,
     Fault,
     ProbeboardError,
     SubmissionError,
 )
-from evaluator.results import EvaluationResult
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def main(request_path: str, outcome_path: str) -> int:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     outcome: EvaluationResult | Failure
     try:
-        from evaluator.engine import score_submission
+        from evaluator.scoring.engine import score_submission
 
         outcome = score_submission(raw["labels"], raw["submission"],
                                    config_from_mapping(raw["scoring"]),

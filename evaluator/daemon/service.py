@@ -21,19 +21,18 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from types import FrameType
 
-from evaluator.daemon.publisher import Publisher
+from evaluator.daemon.outbox.drain import Publisher
+from evaluator.daemon.settings import Settings
 from evaluator.daemon.sources import EvalAISource, InboxSource, SubmissionSource
+from evaluator.daemon.wiring import clients
 from evaluator.daemon.worker import Worker
 from evaluator.db import submissions
 from evaluator.db.challenges import get_or_create_challenge, get_or_create_phase
-from evaluator.db.engine import open_store
 from evaluator.db.models import CountingRule
-from evaluator.errors import ProbeboardError, ServiceAuthError, ServiceError
-from evaluator.evalai import EvalAIClient
-from evaluator.files import write_atomic
-from evaluator.settings import Settings
-from evaluator.tasks import read_tasks, select_tasks
-from leaderboard.publish.github import GitHubPublisher
+from evaluator.db.store import open_store
+from evaluator.scoring.tasks import read_tasks, select_tasks
+from evaluator.support.errors import ProbeboardError, ServiceAuthError, ServiceError
+from evaluator.support.jsonio import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +47,12 @@ class Daemon:
         self.store = open_store(settings.database)
         self.store.upgrade()
         self._create_phases()
-        self.evalai = _evalai_client(settings)
-        github = settings.github
-        self.github = (GitHubPublisher(github.token, base_url=github.base_url,
-                                       token_setting=github.token_source,
-                                       seconds_between_writes=github.seconds_between_writes)
-                       if github is not None else None)
+        self.clients = clients(settings)
+        self.evalai = self.clients.evalai
         self.source: SubmissionSource = (EvalAISource(settings, self.evalai)
                                          if self.evalai is not None else InboxSource(settings))
-        self.publisher = Publisher(self.store, settings, evalai=self.evalai, github=self.github)
+        self.publisher = Publisher(self.store, settings, evalai=self.evalai,
+                                   github=self.clients.github)
         self.status_file = settings.workdir / "status.json"
         self.status: dict[str, object] = {"owner": self.owner}
 
@@ -184,18 +180,6 @@ class Daemon:
         signal.signal(signal.SIGINT, handle)
 
     def close(self) -> None:
-        if self.evalai is not None:
-            self.evalai.close()
-        if self.github is not None:
-            self.github.close()
+        self.clients.close()
         self.store.close()
-
-
-def _evalai_client(settings: Settings) -> EvalAIClient | None:
-    evalai = settings.evalai
-    if evalai is None:
-        return None
-    return EvalAIClient(evalai.url, evalai.token, challenge_pk=evalai.challenge_pk,
-                        queue=evalai.queue, token_source=evalai.token_source,
-                        storage_hosts=evalai.storage_hosts)
 

@@ -3,7 +3,7 @@
 Intake is idempotent on the source's id (EvalAI's submission pk; the inbox file's content
 hash), so a redelivered message or a second scan adds nothing; a redelivered message only
 refreshes the receipt handle that the ack will use, and is acked again when its submission
-was already reported (followups.ack_again).
+was already reported (outbox.followups.ack_again).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from evaluator.crashpoints import crash_point
-from evaluator.daemon.followups import ack_again
+from evaluator.clients.evalai import EvalAIClient
+from evaluator.daemon.outbox.followups import ack_again
+from evaluator.daemon.settings import Settings
 from evaluator.db.challenges import find_phase, get_or_create_challenge, get_or_create_team
-from evaluator.db.engine import Store
 from evaluator.db.models import Source
+from evaluator.db.store import Store
 from evaluator.db.submissions import intake_submission
-from evaluator.evalai import EvalAIClient
-from evaluator.settings import Settings
+from evaluator.support.crashpoints import crash_point
 
 log = logging.getLogger(__name__)
 

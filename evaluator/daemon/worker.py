@@ -14,26 +14,26 @@ import logging
 import shutil
 import threading
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 
-from evaluator.crashpoints import crash_point
+from evaluator.clients.evalai import EvalAIClient
 from evaluator.daemon import child
-from evaluator.daemon.followups import after_final, participant_stdout
+from evaluator.daemon.outbox.followups import FollowUps
+from evaluator.daemon.outbox.reporting import participant_stdout
+from evaluator.daemon.settings import Settings
 from evaluator.daemon.sources import SubmissionSource
 from evaluator.db import evaluations, submissions
-from evaluator.db.engine import Store
 from evaluator.db.models import Loss, Source
+from evaluator.db.store import Store
 from evaluator.db.submissions import Claim
-from evaluator.errors import (
+from evaluator.support.crashpoints import crash_point
+from evaluator.support.errors import (
     Fault,
     ProbeboardError,
     ResourceLimitError,
     SubmissionError,
     participant_message,
 )
-from evaluator.evalai import EvalAIClient
-from evaluator.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class Worker:
         self.evalai = evalai
         self.owner = owner
         self.lease = timedelta(seconds=settings.workers.lease_seconds)
+        self.follow_ups = FollowUps(settings)
 
     def claim(self) -> Claim | None:
         return submissions.claim_next(self.store, self.owner, self.lease)
@@ -106,7 +107,7 @@ class Worker:
             return self._hand_back(submission, outcome.message)
         stdout = participant_stdout(outcome, phase.hidden_tasks)
         if evaluations.finish(self.store, submission.id, self.owner, outcome, stdout=stdout,
-                              follow_up=partial(after_final, self.settings)):
+                              after=self.follow_ups):
             crash_point("committed")
             log.info("submission %d finished: mean Q %.3f in %.1f s", submission.id,
                      outcome.mean_quality, outcome.seconds)
@@ -117,7 +118,7 @@ class Worker:
 
     def _fail(self, submission: Claim, message: str) -> bool:
         if evaluations.fail(self.store, submission.id, self.owner, stderr=message,
-                            follow_up=partial(after_final, self.settings)):
+                            after=self.follow_ups):
             crash_point("committed")
             log.info("submission %d failed: %s", submission.id, message)
         return True

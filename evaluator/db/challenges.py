@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from evaluator.db.models import Challenge, Phase, Source, Team
-from evaluator.errors import PhaseSettingsMismatch
-from evaluator.files import to_json_value
+from evaluator.support.errors import PhaseSettingsMismatch
+from evaluator.support.jsonio import to_json_value
 
 STANDALONE_CHALLENGE = "standalone"
 

@@ -1,16 +1,17 @@
 """Evaluations: a submission's scores, recorded together with everything that follows.
 
-`finish` and `fail` write the scores (or the error), the final status, and whatever the
-caller adds in the same transaction (the standings snapshot, the outbox rows that report
-and publish): either all of it is committed or none, so a crash leaves a submission that
-is still running under its lease, never one that is finished but unreported.
+`finish` and `fail` write the scores (or the error), the final status, and the step the
+caller hands in (`AfterFinal`: the daemon's outbox adds the standings snapshot and the rows
+that report and publish) in the same transaction: either all of it is committed or none,
+so a crash leaves a submission that is still running under its lease, never one that is
+finished but unreported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -21,7 +22,6 @@ from evaluator.db.challenges import (
     get_or_create_phase,
     get_or_create_team,
 )
-from evaluator.db.engine import Store
 from evaluator.db.models import (
     CountingRule,
     Evaluation,
@@ -32,12 +32,17 @@ from evaluator.db.models import (
     transition,
     utcnow,
 )
+from evaluator.db.store import Store
 from evaluator.db.submissions import intake_submission, leased
-from evaluator.files import code_version, finite, to_json_value
-from evaluator.results import EvaluationResult, TaskResult
+from evaluator.scoring.results import EvaluationResult, TaskResult
+from evaluator.support.jsonio import code_version, finite, to_json_value
 
-# Runs inside the finishing transaction: snapshot the standings, enqueue publications.
-FollowUp = Callable[[Session, Submission], None]
+
+class AfterFinal(Protocol):
+    """What follows a final status inside its transaction (evaluator.daemon.outbox's
+    FollowUps; a standalone run's standings snapshot)."""
+
+    def after_final(self, session: Session, submission: Submission) -> None: ...
 
 
 def record_evaluation(session: Session, submission: Submission, result: EvaluationResult,
@@ -66,8 +71,8 @@ def record_evaluation(session: Session, submission: Submission, result: Evaluati
 
 
 def finish(store: Store, submission_id: int, owner: str, result: EvaluationResult, *,
-           stdout: str, follow_up: FollowUp | None = None) -> bool:
-    """Record the scores and move the submission to finished, with `follow_up` in the same
+           stdout: str, after: AfterFinal | None = None) -> bool:
+    """Record the scores and move the submission to finished, with `after` in the same
     transaction. False (nothing written) when `owner` no longer holds the lease."""
     with store.write() as session:
         submission = leased(session, submission_id, owner)
@@ -78,14 +83,14 @@ def finish(store: Store, submission_id: int, owner: str, result: EvaluationResul
         submission.stdout = stdout
         submission.stderr = ""
         transition(submission, SubmissionStatus.FINISHED, now=now)
-        if follow_up is not None:
-            follow_up(session, submission)
+        if after is not None:
+            after.after_final(session, submission)
         return True
 
 
 def fail(store: Store, submission_id: int, owner: str, *, stderr: str,
-         follow_up: FollowUp | None = None) -> bool:
-    """Move the submission to failed with the participant's message, `follow_up` in the same
+         after: AfterFinal | None = None) -> bool:
+    """Move the submission to failed with the participant's message, `after` in the same
     transaction. False (nothing written) when `owner` no longer holds the lease."""
     with store.write() as session:
         submission = leased(session, submission_id, owner)
@@ -94,8 +99,8 @@ def fail(store: Store, submission_id: int, owner: str, *, stderr: str,
         submission.stdout = ""
         submission.stderr = stderr
         transition(submission, SubmissionStatus.FAILED)
-        if follow_up is not None:
-            follow_up(session, submission)
+        if after is not None:
+            after.after_final(session, submission)
         return True
 
 
@@ -108,7 +113,7 @@ def latest_evaluation(submission: Submission) -> Evaluation | None:
 def record_local_run(store: Store, result: EvaluationResult, *, phase: str, method_name: str,
                      run_dir: Path | str, file_sha256: str | None = None,
                      file_name: str | None = None, is_baseline: bool = False,
-                     follow_up: FollowUp | None = None) -> tuple[int, bool]:
+                     after: AfterFinal | None = None) -> tuple[int, bool]:
     """Store a standalone `probeboard evaluate` run: (submission id, created).
 
     Challenge 'standalone', phase = --phase, team = method name, one submission per run
@@ -139,8 +144,8 @@ def record_local_run(store: Store, result: EvaluationResult, *, phase: str, meth
             record_evaluation(session, submission, result, code_version(),
                               finished_at=finished)
             transition(submission, SubmissionStatus.FINISHED, now=finished)
-            if follow_up is not None:
-                follow_up(session, submission)
+            if after is not None:
+                after.after_final(session, submission)
         return submission.id, created
 
 

@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from evaluator.errors import IllegalTransition
+from evaluator.support.errors import IllegalTransition
 
 # Deterministic constraint names: the same on SQLite and PostgreSQL, so later migrations
 # can name the constraint they change.
@@ -81,6 +81,17 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class StoredString(sa.TypeDecorator[str]):
+    """VARCHAR that stores a StrEnum member as its value: drivers need not (psycopg dumps a
+    Python Enum by its name)."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | None:
+        return None if value is None else str(value)
 
 
 class CountingRule(enum.StrEnum):
@@ -324,7 +335,9 @@ class Publication(Base):
     phase_id: Mapped[int | None] = mapped_column(sa.ForeignKey("phase.id"))
     submission_id: Mapped[int | None] = mapped_column(sa.ForeignKey("submission.id"))
     target: Mapped[PublicationTarget] = mapped_column(_enum(PublicationTarget, "target"))
-    action: Mapped[str] = mapped_column(sa.String(40), default="publish")
+    # What the row asks for: one of the daemon's outbox actions (evaluator.daemon.outbox.
+    # actions), stored as its string; the outbox itself is generic.
+    action: Mapped[str] = mapped_column(StoredString(40))
     payload: Mapped[dict[str, Any]]
     # sha256 of what is published: a board whose content equals the last one sent is skipped.
     content_digest: Mapped[str | None] = mapped_column(sa.String(64))
@@ -349,7 +362,7 @@ class OperatorAction(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     actor: Mapped[str] = mapped_column(sa.String(200))
-    action: Mapped[str] = mapped_column(sa.String(40))
+    action: Mapped[str] = mapped_column(StoredString(40))
     reason: Mapped[str] = mapped_column(sa.Text)
     phase_id: Mapped[int | None] = mapped_column(sa.ForeignKey("phase.id"))
     submission_id: Mapped[int | None] = mapped_column(sa.ForeignKey("submission.id"))

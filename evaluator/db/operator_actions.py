@@ -31,7 +31,7 @@ from evaluator.db.models import (
     Submission,
     SubmissionStatus,
 )
-from evaluator.errors import NotFound, OperatorRefused
+from evaluator.support.errors import NotFound, OperatorRefused
 
 EVALAI_PREFIX = "evalai:"
 

@@ -19,9 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from evaluator.db.engine import Store
 from evaluator.db.models import Publication, PublicationStatus, PublicationTarget, utcnow
-from evaluator.files import dumps_strict, to_json_value
+from evaluator.db.store import Store
+from evaluator.support.jsonio import dumps_strict, to_json_value
 
 P = PublicationStatus
 FIRST_BACKOFF = 5.0  # seconds after the first failure

@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from evaluator.db.engine import Store
 from evaluator.db.models import (
     Loss,
     Phase,
@@ -32,6 +31,7 @@ from evaluator.db.models import (
     transition,
     utcnow,
 )
+from evaluator.db.store import Store
 
 S = SubmissionStatus
 CRASHED_MESSAGE = (

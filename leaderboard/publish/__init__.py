@@ -1,2 +1,2 @@
-"""Publishers: a phase's boards to a local folder (files.py) and to GitHub in one commit
-(github.py)."""
+"""Publishing a phase's boards to a local folder (files.py); the GitHub client that commits
+them in one commit is evaluator/clients/github.py."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from evaluator.files import write_atomic
+from evaluator.support.jsonio import write_atomic
 from leaderboard.board import Board
 from leaderboard.render.board_json import board_json
 from leaderboard.render.html import board_html

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from evaluator.errors import ConfigError
+from evaluator.support.errors import ConfigError
 from leaderboard.board import Board
 from leaderboard.render.escape import markdown_text
 from leaderboard.render.formatting import NON_COMPETING_MARK, fmt, interval_text, stamp

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import requests
 
-from evaluator.evalai import EvalAIClient
-from evaluator.retry import RetryPolicy
+from evaluator.clients.evalai import EvalAIClient
+from evaluator.clients.retry import RetryPolicy
 
 # CI clones the project beside ../shared; PROBEBOARD_EVALAI_REAL_DIR overrides.
 TOOLS = Path(os.environ.get("PROBEBOARD_EVALAI_REAL_DIR",

@@ -9,7 +9,7 @@ from evaluator.db.models import Base
 connection = context.config.attributes.get("connection")
 if connection is None or context.is_offline_mode():
     raise RuntimeError(
-        "probeboard's migrations run through evaluator.db.engine.Store.upgrade(), which passes "
+        "probeboard's migrations run through evaluator.db.store.Store.upgrade(), which passes "
         "an open connection; the alembic command line is not configured"
     )
 
